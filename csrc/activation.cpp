@@ -1,0 +1,124 @@
+// csrc/activation.cpp (namespace engine): element-wise activations and their derivatives.
+// Matches engine/ref/activation.py (same formulas, same numerically stable forms). n is the element count.
+// Each activation is two small functions, f(x) and f'(x) (given x and y = f(x)); map_forward and
+// map_backward run them over the array, on the OpenMP team once the array is large enough.
+// No intrinsics: the loops are plain, and relu-like ones vectorise on their own.
+#include <cmath>
+
+#include "common.h"
+#include "kernels.h"
+
+namespace engine {
+
+// cost: kCostTranscendental for functions that call exp, tanh or erf, 1 for the rest.
+template <class F>
+static void map_forward(float* y, const float* x, int64_t n, F f, int64_t cost = kCostTranscendental) {
+    #pragma omp parallel for schedule(static) if (parallel_worth_it(n, cost))
+    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+
+template <class DF>
+static void map_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, DF df,
+                         int64_t cost = kCostTranscendental) {
+    #pragma omp parallel for schedule(static) if (parallel_worth_it(n, cost))
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
+}
+
+// sigmoid in the form that never overflows: exp of a non-positive number only.
+static inline float stable_sigmoid(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
+    const float e = std::exp(x);
+    return e / (1.0f + e);
+}
+
+void linear_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, [](float v) { return v; }, 1);
+}
+void linear_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float, float) { return 1.0f; }, 1);
+}
+
+void relu_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, [](float v) { return v < 0.0f ? 0.0f : v; }, 1);     // NaN stays NaN
+}
+void relu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; }, 1);
+}
+
+void leaky_relu_forward(float* y, const float* x, int64_t n, float negative_slope) {
+    map_forward(y, x, n, [=](float v) { return v > 0.0f ? v : negative_slope * v; }, 1);
+}
+void leaky_relu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n,
+                         float negative_slope) {
+    map_backward(dx, dy, x, y, n, [=](float v, float) { return v > 0.0f ? 1.0f : negative_slope; }, 1);
+}
+
+void sigmoid_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, stable_sigmoid);
+}
+void sigmoid_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float, float s) { return s * (1.0f - s); }, 1);
+}
+
+void tanh_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, [](float v) { return std::tanh(v); });
+}
+void tanh_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float, float t) { return 1.0f - t * t; }, 1);
+}
+
+void elu_forward(float* y, const float* x, int64_t n, float alpha) {
+    map_forward(y, x, n, [=](float v) { return v > 0.0f ? v : alpha * std::expm1(v); });
+}
+void elu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, float alpha) {
+    map_backward(dx, dy, x, y, n, [=](float v, float e) { return v > 0.0f ? 1.0f : e + alpha; }, 1);
+}
+
+// gelu(x) = x * Phi(x), Phi the standard normal CDF; approximate=true uses the tanh form.
+constexpr float kSqrt1_2 = 0.70710678118654752f;           // 1 / sqrt(2)
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;        // 1 / sqrt(2 pi)
+constexpr float kSqrt2OverPi = 0.79788456080286536f;       // sqrt(2 / pi)
+constexpr float kGeluCubic = 0.044715f;
+
+void gelu_forward(float* y, const float* x, int64_t n, bool approximate) {
+    if (approximate) {
+        map_forward(y, x, n, [](float v) {
+            return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v)));
+        });
+    } else {
+        map_forward(y, x, n, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kSqrt1_2)); });
+    }
+}
+void gelu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, bool approximate) {
+    if (approximate) {
+        map_backward(dx, dy, x, y, n, [](float v, float) {
+            const float t = std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+            const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * v * v);
+            return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du;
+        });
+    } else {
+        map_backward(dx, dy, x, y, n, [](float v, float) {
+            return 0.5f * (1.0f + std::erf(v * kSqrt1_2)) + v * kInvSqrt2Pi * std::exp(-0.5f * v * v);
+        });
+    }
+}
+
+void silu_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, [](float v) { return v * stable_sigmoid(v); });
+}
+void silu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float v, float) {
+        const float s = stable_sigmoid(v);
+        return s * (1.0f + v * (1.0f - s));
+    });
+}
+
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, exact for small.
+void softplus_forward(float* y, const float* x, int64_t n) {
+    map_forward(y, x, n, [](float v) { return std::fmax(v, 0.0f) + std::log1p(std::exp(-std::fabs(v))); });
+}
+void softplus_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
+    map_backward(dx, dy, x, y, n, [](float v, float) { return stable_sigmoid(v); });
+}
+
+}  // namespace engine

@@ -1,0 +1,515 @@
+// csrc/bind_cpu.cpp: the only CPU file that sees Python. It builds engine._cpu, whose functions have the
+// names, arguments and return values of engine/ref/*.py. Each adapter: check the arrays (dtype, shape),
+// make them contiguous, allocate the outputs, release the GIL, call the kernel from csrc/kernels.h.
+// Errors: a wrong dtype or type raises TypeError; a wrong shape or value raises ValueError (the kernels'
+// ENGINE_CHECK throws std::invalid_argument, which pybind11 turns into ValueError).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "kernels.h"
+
+namespace py = pybind11;
+using Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using Shape = std::vector<py::ssize_t>;
+
+namespace {
+
+// ------------------------------------------------------------------------------------------ helpers
+
+std::string shape_str(const Shape& shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+int64_t product(Shape::const_iterator first, Shape::const_iterator last) {
+    return std::accumulate(first, last, int64_t{1}, std::multiplies<int64_t>());
+}
+
+// A float32 NumPy array, made C-contiguous (copied only when it is not). Anything else: TypeError.
+Array input(const py::handle& obj, const std::string& where, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(where + ": expected " + name + " to be a float32 numpy array. Received: type(" +
+                             name + ")=" + std::string(py::str(py::type::of(obj).attr("__name__"))));
+    py::array arr = py::reinterpret_borrow<py::array>(obj);
+    if (!arr.dtype().is(py::dtype::of<float>()))
+        throw py::type_error(where + ": expected " + name + " to be a float32 array. Received: " + name +
+                             ".dtype=" + std::string(py::str(arr.dtype())));
+    return Array::ensure(arr);
+}
+
+void check_same_shape(const std::string& where, const char* name, const py::array& a, const char* other,
+                      const py::array& b) {
+    ENGINE_CHECK(shape_of(a) == shape_of(b), where.c_str(), "expected ", name, " to have the shape of ", other, " ",
+                 shape_str(shape_of(b)), ". Received: ", name, ".shape=", shape_str(shape_of(a)));
+}
+
+int64_t normalize_axis(const std::string& where, int64_t axis, int64_t ndim) {
+    ENGINE_CHECK(axis >= -ndim && axis < std::max<int64_t>(ndim, 1) && (ndim > 0 || axis == 0 || axis == -1),
+                 where.c_str(), "expected axis in [", -ndim, ", ", ndim, ") for an array of ", ndim,
+                 " dimensions. Received: axis=", axis);
+    return axis < 0 ? axis + ndim : axis;
+}
+
+// ------------------------------------------------------------------------------------------ matmul
+
+// op(a) @ op(b) for 2-D operands or stacks of them; one operand may be 2-D and shared by the stack.
+struct MatmulShape {
+    int64_t batch, a_step, b_step, M, N, K;
+    bool a_shared, b_shared;
+    Shape out;
+};
+
+MatmulShape matmul_shape(const std::string& where, const py::array& a, const py::array& b, bool ta, bool tb) {
+    const Shape as = shape_of(a), bs = shape_of(b);
+    ENGINE_CHECK(as.size() >= 2 && bs.size() >= 2, where.c_str(),
+                 "expected a and b with at least 2 dimensions (use engine.ops.matmul for vectors). Received: a.shape=",
+                 shape_str(as), ", b.shape=", shape_str(bs));
+    const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
+    ENGINE_CHECK(a_batch.empty() || b_batch.empty() || a_batch == b_batch, where.c_str(),
+                 "expected equal batch dimensions, or one operand 2-D. Received: a.shape=", shape_str(as),
+                 ", b.shape=", shape_str(bs));
+    MatmulShape s;
+    s.M = ta ? as.back() : as[as.size() - 2];
+    s.K = ta ? as[as.size() - 2] : as.back();
+    const int64_t kb = tb ? bs.back() : bs[bs.size() - 2];
+    s.N = tb ? bs[bs.size() - 2] : bs.back();
+    ENGINE_CHECK(s.K == kb, where.c_str(), "expected the inner dimensions to match, got K=", s.K, " from a and K=", kb,
+                 " from b. Received: a.shape=", shape_str(as), ", b.shape=", shape_str(bs), ", trans_a=",
+                 ta ? "True" : "False", ", trans_b=", tb ? "True" : "False");
+    const Shape& batch_dims = a_batch.empty() ? b_batch : a_batch;
+    s.batch = product(batch_dims.begin(), batch_dims.end());
+    s.a_shared = a_batch.empty();
+    s.b_shared = b_batch.empty();
+    s.a_step = s.a_shared ? 0 : s.M * s.K;
+    s.b_step = s.b_shared ? 0 : s.K * s.N;
+    s.out = batch_dims;
+    s.out.push_back(s.M);
+    s.out.push_back(s.N);
+    return s;
+}
+
+Array py_matmul_forward(py::handle a_obj, py::handle b_obj, bool trans_a, bool trans_b) {
+    const std::string where = "matmul_forward";
+    Array a = input(a_obj, where, "a"), b = input(b_obj, where, "b");
+    const MatmulShape s = matmul_shape(where, a, b, trans_a, trans_b);
+    Array c(s.out);
+    {
+        py::gil_scoped_release nogil;
+        engine::matmul_forward_batched(c.mutable_data(), a.data(), b.data(), s.batch, s.a_step, s.b_step, s.M * s.N, s.M,
+                                       s.N, s.K, trans_a, trans_b);
+    }
+    return c;
+}
+
+// With C = op(A) op(B):  d op(A) = dC op(B)^T  and  d op(B) = op(A)^T dC. Each gradient is itself one
+// batched product of dC with the other operand as stored; a shared (2-D) operand sums over the stack.
+py::tuple py_matmul_backward(py::handle dc_obj, py::handle a_obj, py::handle b_obj, bool ta, bool tb) {
+    const std::string where = "matmul_backward";
+    Array dc = input(dc_obj, where, "dc"), a = input(a_obj, where, "a"), b = input(b_obj, where, "b");
+    const MatmulShape s = matmul_shape(where, a, b, ta, tb);
+    ENGINE_CHECK(shape_of(dc) == s.out, where.c_str(), "expected dc of shape ", shape_str(s.out),
+                 " (the forward output). Received: dc.shape=", shape_str(shape_of(dc)));
+    Array da(shape_of(a)), db(shape_of(b));
+    const int64_t M = s.M, N = s.N, K = s.K, dc_step = M * N;
+    const int64_t da_step = s.a_shared ? 0 : M * K, db_step = s.b_shared ? 0 : K * N;
+    {
+        py::gil_scoped_release nogil;
+        if (!ta)   // dA (M, K) = dC (M, N) @ op(B)^T
+            engine::matmul_forward_batched(da.mutable_data(), dc.data(), b.data(), s.batch, dc_step, s.b_step, da_step,
+                                           M, K, N, false, !tb);
+        else       // dA stored (K, M) = op(B) (K, N) @ dC^T
+            engine::matmul_forward_batched(da.mutable_data(), b.data(), dc.data(), s.batch, s.b_step, dc_step, da_step,
+                                           K, M, N, tb, true);
+        if (!tb)   // dB (K, N) = op(A)^T (K, M) @ dC
+            engine::matmul_forward_batched(db.mutable_data(), a.data(), dc.data(), s.batch, s.a_step, dc_step, db_step,
+                                           K, N, M, !ta, false);
+        else       // dB stored (N, K) = dC^T (N, M) @ op(A)
+            engine::matmul_forward_batched(db.mutable_data(), dc.data(), a.data(), s.batch, dc_step, s.a_step, db_step,
+                                           N, K, M, true, ta);
+    }
+    return py::make_tuple(da, db);
+}
+
+using Rung = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
+
+Array py_matmul_rung(const std::string& where, Rung rung, py::handle a_obj, py::handle b_obj) {
+    Array a = input(a_obj, where, "a"), b = input(b_obj, where, "b");
+    ENGINE_CHECK(a.ndim() == 2 && b.ndim() == 2, where.c_str(), "expected 2-D a and b. Received: a.shape=",
+                 shape_str(shape_of(a)), ", b.shape=", shape_str(shape_of(b)));
+    const MatmulShape s = matmul_shape(where, a, b, false, false);
+    Array c(s.out);
+    {
+        py::gil_scoped_release nogil;
+        if (s.K == 0)
+            std::fill(c.mutable_data(), c.mutable_data() + s.M * s.N, 0.0f);
+        else
+            rung(c.mutable_data(), a.data(), b.data(), s.M, s.N, s.K);
+    }
+    return c;
+}
+
+Array py_bias_add_forward(py::handle x_obj, py::handle bias_obj) {
+    const std::string where = "bias_add_forward";
+    Array x = input(x_obj, where, "x"), bias = input(bias_obj, where, "bias");
+    ENGINE_CHECK(x.ndim() >= 1 && bias.ndim() == 1 && bias.shape(0) == x.shape(x.ndim() - 1), where.c_str(),
+                 "expected bias of shape (D,) for x of shape (..., D). Received: x.shape=", shape_str(shape_of(x)),
+                 ", bias.shape=", shape_str(shape_of(bias)));
+    Array y(shape_of(x));
+    const int64_t D = bias.shape(0), N = D ? x.size() / D : 0;
+    {
+        py::gil_scoped_release nogil;
+        engine::bias_add_forward(y.mutable_data(), x.data(), bias.data(), N, D);
+    }
+    return y;
+}
+
+py::tuple py_bias_add_backward(py::handle dy_obj) {
+    const std::string where = "bias_add_backward";
+    Array dy = input(dy_obj, where, "dy");
+    ENGINE_CHECK(dy.ndim() >= 1, where.c_str(), "expected dy of shape (..., D). Received: dy.shape=",
+                 shape_str(shape_of(dy)));
+    const int64_t D = dy.shape(dy.ndim() - 1), N = D ? dy.size() / D : 0;
+    Array dbias(Shape{D});
+    {
+        py::gil_scoped_release nogil;
+        engine::bias_add_backward(dbias.mutable_data(), dy.data(), N, D);
+    }
+    return py::make_tuple(dy, dbias);            // dx = dy: the add passes the gradient through
+}
+
+// ------------------------------------------------------------------------------------------ activations
+
+using Forward = std::function<void(float*, const float*, int64_t)>;
+using Backward = std::function<void(float*, const float*, const float*, const float*, int64_t)>;
+
+Array run_forward(const std::string& where, py::handle x_obj, const Forward& kernel) {
+    Array x = input(x_obj, where, "x");
+    Array y(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        kernel(y.mutable_data(), x.data(), x.size());
+    }
+    return y;
+}
+
+Array run_backward(const std::string& where, py::handle dy_obj, py::handle x_obj, py::handle y_obj,
+                   const Backward& kernel) {
+    Array dy = input(dy_obj, where, "dy"), x = input(x_obj, where, "x"), y = input(y_obj, where, "y");
+    check_same_shape(where, "dy", dy, "x", x);
+    check_same_shape(where, "y", y, "x", x);
+    Array dx(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        kernel(dx.mutable_data(), dy.data(), x.data(), y.data(), x.size());
+    }
+    return dx;
+}
+
+struct Activation {
+    const char* name;
+    void (*forward)(float*, const float*, int64_t);
+    void (*backward)(float*, const float*, const float*, const float*, int64_t);
+};
+
+const Activation kPlainActivations[] = {
+    {"linear", engine::linear_forward, engine::linear_backward},
+    {"relu", engine::relu_forward, engine::relu_backward},
+    {"sigmoid", engine::sigmoid_forward, engine::sigmoid_backward},
+    {"tanh", engine::tanh_forward, engine::tanh_backward},
+    {"silu", engine::silu_forward, engine::silu_backward},
+    {"softplus", engine::softplus_forward, engine::softplus_backward},
+};
+
+// ------------------------------------------------------------------------------------------ softmax
+
+// x viewed as (A, D, B) around `axis`.
+struct AxisView { int64_t A, D, B; };
+
+AxisView axis_view(const std::string& where, const py::array& x, int64_t axis) {
+    const Shape s = shape_of(x);
+    const int64_t ax = normalize_axis(where, axis, static_cast<int64_t>(s.size()));
+    if (s.empty()) return {1, 1, 1};
+    return {product(s.begin(), s.begin() + ax), s[ax], product(s.begin() + ax + 1, s.end())};
+}
+
+using AxisForward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
+using AxisBackward = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
+
+Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, int64_t axis) {
+    Array x = input(x_obj, where, "x");
+    const AxisView v = axis_view(where, x, axis);
+    Array y(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        if (x.size() > 0) kernel(y.mutable_data(), x.data(), v.A, v.D, v.B);
+    }
+    return y;
+}
+
+Array run_axis_backward(const std::string& where, AxisBackward kernel, py::handle dy_obj, py::handle y_obj,
+                        int64_t axis) {
+    Array dy = input(dy_obj, where, "dy"), y = input(y_obj, where, "y");
+    check_same_shape(where, "dy", dy, "y", y);
+    const AxisView v = axis_view(where, y, axis);
+    Array dx(shape_of(y));
+    {
+        py::gil_scoped_release nogil;
+        if (y.size() > 0) kernel(dx.mutable_data(), dy.data(), y.data(), v.A, v.D, v.B);
+    }
+    return dx;
+}
+
+// ------------------------------------------------------------------------------------------ reductions
+
+// How to see x as (A, R, B) for a reduction over `axis` (None, an int, or a sequence of ints). When the
+// reduced axes are not adjacent, x is first transposed to (kept axes..., reduced axes...): `perm`.
+struct ReducePlan {
+    int64_t A = 1, R = 1, B = 1;
+    std::vector<int64_t> perm;                   // empty: no transpose needed
+    Shape out, keep;                             // result shape without / with keepdims
+};
+
+ReducePlan reduce_plan(const std::string& where, const py::array& x, const py::object& axis) {
+    const Shape s = shape_of(x);
+    const int64_t ndim = static_cast<int64_t>(s.size());
+    std::vector<bool> reduced(ndim, axis.is_none());
+    if (!axis.is_none()) {
+        std::vector<int64_t> axes;
+        if (py::isinstance<py::int_>(axis)) {
+            axes.push_back(axis.cast<int64_t>());
+        } else if (py::isinstance<py::sequence>(axis) && !py::isinstance<py::str>(axis)) {
+            for (const auto& item : axis) {
+                if (!py::isinstance<py::int_>(item))
+                    throw py::type_error(where + ": expected axis to be None, an int or a tuple of ints. Received: axis=" +
+                                         std::string(py::repr(axis)));
+                axes.push_back(item.cast<int64_t>());
+            }
+        } else {
+            throw py::type_error(where + ": expected axis to be None, an int or a tuple of ints. Received: axis=" +
+                                 std::string(py::repr(axis)));
+        }
+        for (int64_t a : axes) {
+            ENGINE_CHECK(a >= -ndim && a < ndim, where.c_str(), "expected axis in [", -ndim, ", ", ndim,
+                         ") for an array of ", ndim, " dimensions. Received: axis=", std::string(py::repr(axis)));
+            const int64_t k = a < 0 ? a + ndim : a;
+            ENGINE_CHECK(!reduced[k], where.c_str(), "expected each axis once. Received: axis=",
+                         std::string(py::repr(axis)));
+            reduced[k] = true;
+        }
+    }
+    ReducePlan p;
+    int64_t first = ndim, last = -1;
+    for (int64_t d = 0; d < ndim; d++) {
+        p.keep.push_back(reduced[d] ? 1 : s[d]);
+        if (!reduced[d]) p.out.push_back(s[d]);
+        if (reduced[d]) first = std::min(first, d), last = std::max(last, d);
+    }
+    bool adjacent = true;
+    for (int64_t d = first; d <= last; d++) adjacent = adjacent && reduced[d];
+    if (adjacent) {
+        for (int64_t d = 0; d < ndim; d++) (reduced[d] ? p.R : (d < first ? p.A : p.B)) *= s[d];
+        return p;
+    }
+    for (int64_t pass = 0; pass < 2; pass++)     // kept axes first, then the reduced ones
+        for (int64_t d = 0; d < ndim; d++)
+            if (reduced[d] == (pass == 1)) p.perm.push_back(d);
+    for (int64_t d = 0; d < ndim; d++) (reduced[d] ? p.R : p.A) *= s[d];
+    return p;
+}
+
+// x as (A, R, B), transposed into a contiguous copy when the plan says so.
+Array planned(const Array& x, const ReducePlan& p) {
+    if (p.perm.empty()) return x;
+    return Array::ensure(x.attr("transpose")(py::cast(p.perm)));
+}
+
+// Undo planned() on a gradient computed in the (A, R, B) layout.
+Array unplanned(Array dx, const Shape& x_shape, const ReducePlan& p) {
+    if (p.perm.empty()) return dx;
+    Shape permuted;
+    for (int64_t d : p.perm) permuted.push_back(x_shape[d]);
+    std::vector<int64_t> inverse(p.perm.size());
+    for (size_t i = 0; i < p.perm.size(); i++) inverse[p.perm[i]] = static_cast<int64_t>(i);
+    return Array::ensure(dx.reshape(permuted).attr("transpose")(py::cast(inverse)));
+}
+
+using ReduceForward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
+
+Array run_reduce_forward(const std::string& where, ReduceForward kernel, py::handle x_obj, const py::object& axis,
+                         bool keepdims) {
+    Array x = input(x_obj, where, "x");
+    const ReducePlan p = reduce_plan(where, x, axis);
+    Array xp = planned(x, p);
+    Array y(keepdims ? p.keep : p.out);
+    {
+        py::gil_scoped_release nogil;
+        kernel(y.mutable_data(), xp.data(), p.A, p.R, p.B);
+    }
+    return y;
+}
+
+Array py_max_forward(py::handle x_obj, const py::object& axis, bool keepdims) {
+    const std::string where = "max_forward";
+    Array x = input(x_obj, where, "x");
+    const ReducePlan p = reduce_plan(where, x, axis);
+    ENGINE_CHECK(p.R > 0 || p.A * p.B == 0, where.c_str(),
+                 "cannot take the max over an empty axis: it has no identity. Received: x.shape=",
+                 shape_str(shape_of(x)), ", axis=", std::string(py::repr(axis)));
+    return run_reduce_forward(where, engine::max_forward, x, axis, keepdims);
+}
+
+using ReduceBackward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
+
+// dy has the reduced shape (with or without keepdims); dx gets the shape of x.
+Array check_dy(const std::string& where, py::handle dy_obj, const ReducePlan& p) {
+    Array dy = input(dy_obj, where, "dy");
+    ENGINE_CHECK(shape_of(dy) == p.out || shape_of(dy) == p.keep, where.c_str(), "expected dy of shape ",
+                 shape_str(p.out), " or ", shape_str(p.keep), " (the forward output). Received: dy.shape=",
+                 shape_str(shape_of(dy)));
+    return dy;
+}
+
+Array run_reduce_backward(const std::string& where, ReduceBackward kernel, py::handle dy_obj, py::handle x_obj,
+                          const py::object& axis) {
+    Array x = input(x_obj, where, "x");
+    const ReducePlan p = reduce_plan(where, x, axis);
+    Array dy = check_dy(where, dy_obj, p);
+    Array dx(Shape{p.A * p.R * p.B});
+    {
+        py::gil_scoped_release nogil;
+        kernel(dx.mutable_data(), dy.data(), p.A, p.R, p.B);
+    }
+    return unplanned(dx, shape_of(x), p).reshape(shape_of(x));
+}
+
+Array py_max_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, const py::object& axis) {
+    const std::string where = "max_backward";
+    Array x = input(x_obj, where, "x");
+    const ReducePlan p = reduce_plan(where, x, axis);
+    Array dy = check_dy(where, dy_obj, p), y = check_dy(where, y_obj, p);
+    Array xp = planned(x, p);
+    Array dx(Shape{p.A * p.R * p.B});
+    {
+        py::gil_scoped_release nogil;
+        engine::max_backward(dx.mutable_data(), dy.data(), xp.data(), y.data(), p.A, p.R, p.B);
+    }
+    return unplanned(dx, shape_of(x), p).reshape(shape_of(x));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------ module
+
+PYBIND11_MODULE(_cpu, m) {
+    m.doc() = "C++/OpenMP kernels; each mirrors engine.ref by name, arguments and return values.";
+    using py::arg;
+
+    m.def("set_num_threads", &engine::set_num_threads, arg("n"), "Set the OpenMP team size for every kernel.");
+    m.def("get_num_threads", &engine::get_num_threads, "The OpenMP team size the kernels use.");
+    m.def("simd_detected", [] { return engine::simd_name(engine::simd_detected()); },
+          "The widest SIMD path this CPU supports: 'avx512', 'avx2' or 'portable'.");
+    m.def("simd_path", [] { return engine::simd_name(engine::simd_active()); },
+          "The SIMD path the kernels use now.");
+    m.def("set_simd", [](const std::string& name) {
+        for (auto path : {engine::Simd::portable, engine::Simd::avx2, engine::Simd::avx512})
+            if (name == engine::simd_name(path)) return engine::set_simd(path);
+        engine::fail("set_simd", "expected one of 'avx512', 'avx2', 'portable'. Received: path='", name, "'");
+    }, arg("path"), "Force a SIMD path no wider than the CPU's (for tests and teaching).");
+
+    m.def("matmul_forward", &py_matmul_forward, arg("a"), arg("b"), arg("trans_a") = false, arg("trans_b") = false,
+          "c = op(a) @ op(b); a: (..., M, K) or (..., K, M) if trans_a; b: (..., K, N) or (..., N, K) if trans_b");
+    m.def("matmul_backward", &py_matmul_backward, arg("dc"), arg("a"), arg("b"), arg("trans_a") = false,
+          arg("trans_b") = false, "da, db = matmul_backward(dc, a, b, trans_a, trans_b)");
+    m.def("bias_add_forward", &py_bias_add_forward, arg("x"), arg("bias"), "y = x + bias; x: (..., D), bias: (D,)");
+    m.def("bias_add_backward", &py_bias_add_backward, arg("dy"), "dx, dbias = bias_add_backward(dy)");
+
+    for (const Activation& act : kPlainActivations) {
+        const std::string fwd = std::string(act.name) + "_forward", bwd = std::string(act.name) + "_backward";
+        m.def(fwd.c_str(), [fwd, act](py::handle x) { return run_forward(fwd, x, act.forward); }, arg("x"),
+              ("y = " + std::string(act.name) + "(x), element-wise").c_str());
+        m.def(bwd.c_str(), [bwd, act](py::handle dy, py::handle x, py::handle y) {
+            return run_backward(bwd, dy, x, y, act.backward);
+        }, arg("dy"), arg("x"), arg("y"), "dx = dy * f'(x), given x and y = f(x)");
+    }
+    m.def("leaky_relu_forward", [](py::handle x, float negative_slope) {
+        return run_forward("leaky_relu_forward", x, [=](float* y, const float* xp, int64_t n) {
+            engine::leaky_relu_forward(y, xp, n, negative_slope);
+        });
+    }, arg("x"), arg("negative_slope") = 0.2f, "y = x if x > 0 else negative_slope * x");
+    m.def("leaky_relu_backward", [](py::handle dy, py::handle x, py::handle y, float negative_slope) {
+        return run_backward("leaky_relu_backward", dy, x, y, [=](float* dx, const float* d, const float* xp,
+                                                                  const float* yp, int64_t n) {
+            engine::leaky_relu_backward(dx, d, xp, yp, n, negative_slope);
+        });
+    }, arg("dy"), arg("x"), arg("y"), arg("negative_slope") = 0.2f, "dx = dy * (1 if x > 0 else negative_slope)");
+    m.def("elu_forward", [](py::handle x, float alpha) {
+        return run_forward("elu_forward", x, [=](float* y, const float* xp, int64_t n) {
+            engine::elu_forward(y, xp, n, alpha);
+        });
+    }, arg("x"), arg("alpha") = 1.0f, "y = x if x > 0 else alpha * (exp(x) - 1)");
+    m.def("elu_backward", [](py::handle dy, py::handle x, py::handle y, float alpha) {
+        return run_backward("elu_backward", dy, x, y, [=](float* dx, const float* d, const float* xp, const float* yp,
+                                                          int64_t n) { engine::elu_backward(dx, d, xp, yp, n, alpha); });
+    }, arg("dy"), arg("x"), arg("y"), arg("alpha") = 1.0f, "dx = dy * (1 if x > 0 else y + alpha)");
+    m.def("gelu_forward", [](py::handle x, bool approximate) {
+        return run_forward("gelu_forward", x, [=](float* y, const float* xp, int64_t n) {
+            engine::gelu_forward(y, xp, n, approximate);
+        });
+    }, arg("x"), arg("approximate") = false, "y = x * Phi(x) (tanh approximation if approximate)");
+    m.def("gelu_backward", [](py::handle dy, py::handle x, py::handle y, bool approximate) {
+        return run_backward("gelu_backward", dy, x, y, [=](float* dx, const float* d, const float* xp, const float* yp,
+                                                           int64_t n) { engine::gelu_backward(dx, d, xp, yp, n, approximate); });
+    }, arg("dy"), arg("x"), arg("y"), arg("approximate") = false, "dx = dy * gelu'(x)");
+
+    m.def("softmax_forward", [](py::handle x, int64_t axis) {
+        return run_axis_forward("softmax_forward", engine::softmax_forward, x, axis);
+    }, arg("x"), arg("axis") = -1, "y = exp(x - max) / sum(exp(x - max)) along axis");
+    m.def("softmax_backward", [](py::handle dy, py::handle y, int64_t axis) {
+        return run_axis_backward("softmax_backward", engine::softmax_backward, dy, y, axis);
+    }, arg("dy"), arg("y"), arg("axis") = -1, "dx = y * (dy - sum(dy * y)) along axis");
+    m.def("log_softmax_forward", [](py::handle x, int64_t axis) {
+        return run_axis_forward("log_softmax_forward", engine::log_softmax_forward, x, axis);
+    }, arg("x"), arg("axis") = -1, "y = x - max - log(sum(exp(x - max))) along axis");
+    m.def("log_softmax_backward", [](py::handle dy, py::handle y, int64_t axis) {
+        return run_axis_backward("log_softmax_backward", engine::log_softmax_backward, dy, y, axis);
+    }, arg("dy"), arg("y"), arg("axis") = -1, "dx = dy - exp(y) * sum(dy) along axis");
+
+    m.def("sum_forward", [](py::handle x, const py::object& axis, bool keepdims) {
+        return run_reduce_forward("sum_forward", engine::sum_forward, x, axis, keepdims);
+    }, arg("x"), arg("axis") = py::none(), arg("keepdims") = false, "y = x.sum(axis, keepdims)");
+    m.def("sum_backward", [](py::handle dy, py::handle x, const py::object& axis, bool keepdims) {
+        return run_reduce_backward("sum_backward", engine::sum_backward, dy, x, axis);
+    }, arg("dy"), arg("x"), arg("axis") = py::none(), arg("keepdims") = false, "dx = dy spread over the reduced axes");
+    m.def("mean_forward", [](py::handle x, const py::object& axis, bool keepdims) {
+        return run_reduce_forward("mean_forward", engine::mean_forward, x, axis, keepdims);
+    }, arg("x"), arg("axis") = py::none(), arg("keepdims") = false, "y = x.mean(axis, keepdims)");
+    m.def("mean_backward", [](py::handle dy, py::handle x, const py::object& axis, bool keepdims) {
+        return run_reduce_backward("mean_backward", engine::mean_backward, dy, x, axis);
+    }, arg("dy"), arg("x"), arg("axis") = py::none(), arg("keepdims") = false, "dx = dy / R spread over the reduced axes");
+    m.def("max_forward", &py_max_forward, arg("x"), arg("axis") = py::none(), arg("keepdims") = false,
+          "y = x.max(axis, keepdims); NaN propagates");
+    m.def("max_backward", [](py::handle dy, py::handle x, py::handle y, const py::object& axis, bool keepdims) {
+        return py_max_backward(dy, x, y, axis);
+    }, arg("dy"), arg("x"), arg("y"), arg("axis") = py::none(), arg("keepdims") = false,
+          "dx = dy / k at the k entries equal to the max, 0 elsewhere");
+
+    py::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");
+    const std::pair<const char*, Rung> rungs[] = {
+        {"matmul_forward_v1", engine::matmul_forward_v1}, {"matmul_forward_v2", engine::matmul_forward_v2},
+        {"matmul_forward_v3", engine::matmul_forward_v3}, {"matmul_forward_v4", engine::matmul_forward_v4}};
+    for (const auto& [name, rung] : rungs) {
+        const std::string where = name;
+        ladder.def(name, [where, rung = rung](py::handle a, py::handle b) { return py_matmul_rung(where, rung, a, b); },
+                   arg("a"), arg("b"), "c = a @ b; a: (M, K), b: (K, N)");
+    }
+}

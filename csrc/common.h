@@ -1,0 +1,48 @@
+// csrc/common.h (namespace engine): what every kernel file shares. C++17, no pybind11.
+//   fail / ENGINE_CHECK   turn a broken precondition into std::invalid_argument (ValueError in Python)
+//   parallel_worth_it     the size below which a kernel stays serial (OpenMP wake-up costs 40 us+ here)
+//   Simd                  the SIMD paths a kernel may be compiled for; the active one is picked at run time
+//   ENGINE_AVX512 ...     target attributes that compile one function for one path
+// Kernels never exit or abort: they throw, and pybind11 turns the exception into a Python error.
+#pragma once
+
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+
+namespace engine {
+
+template <typename... Parts>
+[[noreturn]] void fail(const char* where, const Parts&... parts) {
+    std::ostringstream msg;
+    msg << where << ": ";
+    (msg << ... << parts);                       // join all parts into one message
+    throw std::invalid_argument(msg.str());      // pybind11 raises ValueError in Python
+}
+
+#define ENGINE_CHECK(cond, where, ...) \
+    do { if (!(cond)) ::engine::fail(where, __VA_ARGS__); } while (0)
+
+// A parallel region costs a few microseconds even when the team is awake (much more after idling), so
+// small loops stay on one thread. Work is counted in simple operations (an add, a compare); pass
+// `cost` > 1 when each element costs more. Measured with relu on 2 threads: 32k elements ran 40%
+// slower on two threads than on one, 64k equally fast, 128k 1.6x faster.
+constexpr int64_t kParallelMinWork = 65536;
+constexpr int64_t kCostTranscendental = 32;     // exp, tanh, erf: measured ~30x the time of a relu
+inline bool parallel_worth_it(int64_t work, int64_t cost = 1) { return work * cost >= kParallelMinWork; }
+
+// SIMD paths, lowest first. simd_detected() is what this CPU supports; simd_active() is what the
+// kernels use (the detected path, or a lower one forced by set_simd for tests and teaching).
+enum class Simd : int { portable = 0, avx2 = 1, avx512 = 2 };
+Simd simd_detected();
+Simd simd_active();
+void set_simd(Simd path);                        // throws if the CPU lacks `path`
+const char* simd_name(Simd path);
+
+// One function compiled for each path: the body is an always-inline template or function, and three
+// thin wrappers carry these attributes. The default build targets baseline x86-64 (SSE2).
+#define ENGINE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define ENGINE_AVX2 __attribute__((target("avx2,fma")))
+#define ENGINE_INLINE inline __attribute__((always_inline))
+
+}  // namespace engine

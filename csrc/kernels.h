@@ -1,0 +1,70 @@
+// csrc/kernels.h (namespace engine): every CPU kernel's signature, one block per family.
+// Contract for all of them: outputs first, then inputs, then sizes; every array is float32, contiguous,
+// row-major, and sized as the comment says. Kernels trust their inputs: csrc/bind_cpu.cpp checks them.
+// Dimensions: M, N, K matrix sizes (C is M x N, K is summed); N rows, D features; A, R, B the outer,
+// reduced and inner extents of a reduction or softmax axis (x viewed as (A, R, B) or (A, D, B)).
+#pragma once
+
+#include <cstdint>
+
+#include "common.h"
+
+namespace engine {
+
+// runtime.cpp
+void set_num_threads(int n);
+int get_num_threads();
+
+// matmul.cpp: C (M, N) = op(A) @ op(B); op(A) = A (M, K), or A^T with A stored (K, M) when trans_a.
+void matmul_forward_v1(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+void matmul_forward_v2(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+void matmul_forward_v3(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+void matmul_forward_v4(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+// The best rung, with transposes; accumulate adds into C instead of overwriting it.
+void matmul_forward(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
+                    bool trans_a, bool trans_b, bool accumulate);
+// c[i] = op(a[i]) @ op(b[i]) for i < batch; matrix i starts at a + i * a_step (a step of 0 shares one
+// matrix). c_step == 0 sums all products into one C, in order of i.
+void matmul_forward_batched(float* c, const float* a, const float* b, int64_t batch, int64_t a_step,
+                            int64_t b_step, int64_t c_step, int64_t M, int64_t N, int64_t K, bool trans_a,
+                            bool trans_b);
+void bias_add_forward(float* y, const float* x, const float* bias, int64_t N, int64_t D);  // y, x: (N, D)
+void bias_add_backward(float* dbias, const float* dy, int64_t N, int64_t D);              // dbias: (D,)
+
+// activation.cpp: y = f(x) and dx = dy * f'(x), element by element over n values. The backward
+// reads x or y, whichever gives the derivative more cheaply (both are always passed).
+void linear_forward(float* y, const float* x, int64_t n);
+void linear_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+void relu_forward(float* y, const float* x, int64_t n);
+void relu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+void leaky_relu_forward(float* y, const float* x, int64_t n, float negative_slope);
+void leaky_relu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n,
+                         float negative_slope);
+void sigmoid_forward(float* y, const float* x, int64_t n);
+void sigmoid_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+void tanh_forward(float* y, const float* x, int64_t n);
+void tanh_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+void elu_forward(float* y, const float* x, int64_t n, float alpha);
+void elu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, float alpha);
+void gelu_forward(float* y, const float* x, int64_t n, bool approximate);
+void gelu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, bool approximate);
+void silu_forward(float* y, const float* x, int64_t n);
+void silu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+void softplus_forward(float* y, const float* x, int64_t n);
+void softplus_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+
+// attention.cpp: softmax and log-softmax along the middle axis of x viewed as (A, D, B).
+void softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B);
+void softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int64_t D, int64_t B);
+void log_softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B);
+void log_softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int64_t D, int64_t B);
+
+// reduce.cpp: y (A, B) = reduction over r of x (A, R, B); backward spreads dy (A, B) back to (A, R, B).
+void sum_forward(float* y, const float* x, int64_t A, int64_t R, int64_t B);
+void sum_backward(float* dx, const float* dy, int64_t A, int64_t R, int64_t B);
+void mean_forward(float* y, const float* x, int64_t A, int64_t R, int64_t B);
+void mean_backward(float* dx, const float* dy, int64_t A, int64_t R, int64_t B);
+void max_forward(float* y, const float* x, int64_t A, int64_t R, int64_t B);          // R >= 1
+void max_backward(float* dx, const float* dy, const float* x, const float* y, int64_t A, int64_t R, int64_t B);
+
+}  // namespace engine

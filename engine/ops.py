@@ -1,0 +1,442 @@
+"""engine.ops: differentiable operations on tensors, with Keras 3's names (keras.ops.matmul, relu, ...).
+
+Each operation computes its output, then records how to send a gradient back to its inputs. The kernel
+families (matmul, bias add, activations, softmax, reductions) run on the active backend's kernels
+(engine.backend); plain broadcasting arithmetic (+, -, *, /, exp, ...) runs on NumPy, which is as fast.
+Every function takes Tensors, NumPy arrays or numbers and returns a Tensor.
+
+Gradient rules for broadcasting: an input that was broadcast gets the gradient summed back to its shape.
+"""
+import builtins
+
+import numpy as np
+
+from .backend import kernels
+from .tensor import Tensor, result
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def to_array(x):
+    """The NumPy array behind a Tensor, or x as an array."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def convert_to_tensor(x, dtype=None):
+    """x as a Tensor: Tensors pass through unchanged; anything else is copied as float32 (or dtype)."""
+    if isinstance(x, Tensor) and (dtype is None or x.dtype == np.dtype(dtype)):
+        return x
+    return Tensor(to_array(x), dtype=dtype)
+
+
+def _pair(x1, x2):
+    """Two operands as Tensors of one dtype. A number or array takes the dtype of the Tensor beside it
+    (as a Python float does in NumPy 2); two Tensors of different float types meet at float64."""
+    if isinstance(x1, Tensor) and isinstance(x2, Tensor):
+        if x1.dtype != x2.dtype:
+            return convert_to_tensor(x1, np.float64), convert_to_tensor(x2, np.float64)
+        return x1, x2
+    if isinstance(x1, Tensor):
+        return x1, Tensor._wrap(np.asarray(x2, dtype=x1.dtype))
+    if isinstance(x2, Tensor):
+        return Tensor._wrap(np.asarray(x1, dtype=x2.dtype)), x2
+    return convert_to_tensor(x1), convert_to_tensor(x2)
+
+
+def _unbroadcast(g, shape):
+    """Sum g over the axes that broadcasting added or stretched, so it has `shape` again."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    stretched = tuple(i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
+    return g.sum(axis=tuple(range(lead)) + stretched, keepdims=True).reshape(shape)
+
+
+def _grad_for(t, g):
+    """g summed to t's shape, or None when t needs no gradient (saves the work)."""
+    return _unbroadcast(g, t.shape) if t.requires_grad else None
+
+
+# --------------------------------------------------------------------------------------------- arithmetic
+
+
+def add(x1, x2):
+    """x1 + x2, broadcasting."""
+    a, b = _pair(x1, x2)
+    return result(a.data + b.data, (a, b), lambda g: (_grad_for(a, g), _grad_for(b, g)), "add")
+
+
+def subtract(x1, x2):
+    """x1 - x2, broadcasting."""
+    a, b = _pair(x1, x2)
+    return result(a.data - b.data, (a, b), lambda g: (_grad_for(a, g), _grad_for(b, -g)), "subtract")
+
+
+def multiply(x1, x2):
+    """x1 * x2 element-wise, broadcasting."""
+    a, b = _pair(x1, x2)
+    return result(a.data * b.data, (a, b),
+                  lambda g: (_grad_for(a, g * b.data), _grad_for(b, g * a.data)), "multiply")
+
+
+def divide(x1, x2):
+    """x1 / x2 element-wise, broadcasting."""
+    a, b = _pair(x1, x2)
+    return result(a.data / b.data, (a, b),
+                  lambda g: (_grad_for(a, g / b.data), _grad_for(b, -g * a.data / (b.data * b.data))), "divide")
+
+
+def negative(x):
+    """-x"""
+    x = convert_to_tensor(x)
+    return result(-x.data, (x,), lambda g: (-g,), "negative")
+
+
+def power(x1, x2):
+    """x1 ** x2. d/dx1 = x2 * x1^(x2 - 1); d/dx2 = x1^x2 * log(x1) (needs x1 > 0)."""
+    a, b = _pair(x1, x2)
+    y = a.data ** b.data
+
+    def backward(g):
+        ga = _grad_for(a, g * b.data * a.data ** (b.data - 1)) if a.requires_grad else None
+        gb = _grad_for(b, g * y * np.log(a.data)) if b.requires_grad else None
+        return ga, gb
+    return result(y, (a, b), backward, "power")
+
+
+def square(x):
+    """x * x"""
+    x = convert_to_tensor(x)
+    return result(x.data * x.data, (x,), lambda g: (2 * g * x.data,), "square")
+
+
+def sqrt(x):
+    """Square root; d/dx = 1 / (2 sqrt(x))."""
+    x = convert_to_tensor(x)
+    y = np.sqrt(x.data)
+    return result(y, (x,), lambda g: (g / (2 * y),), "sqrt")
+
+
+def exp(x):
+    """e^x"""
+    x = convert_to_tensor(x)
+    y = np.exp(x.data)
+    return result(y, (x,), lambda g: (g * y,), "exp")
+
+
+def log(x):
+    """Natural logarithm; d/dx = 1 / x."""
+    x = convert_to_tensor(x)
+    return result(np.log(x.data), (x,), lambda g: (g / x.data,), "log")
+
+
+def abs(x):
+    """|x|; the gradient at 0 is 0."""
+    x = convert_to_tensor(x)
+    return result(np.abs(x.data), (x,), lambda g: (g * np.sign(x.data),), "abs")
+
+
+absolute = abs
+
+
+def maximum(x1, x2):
+    """Element-wise max; where x1 == x2 the gradient goes to x1."""
+    a, b = _pair(x1, x2)
+    first = a.data >= b.data
+    return result(np.where(first, a.data, b.data), (a, b),
+                  lambda g: (_grad_for(a, g * first), _grad_for(b, g * ~first)), "maximum")
+
+
+def minimum(x1, x2):
+    """Element-wise min; where x1 == x2 the gradient goes to x1."""
+    a, b = _pair(x1, x2)
+    first = a.data <= b.data
+    return result(np.where(first, a.data, b.data), (a, b),
+                  lambda g: (_grad_for(a, g * first), _grad_for(b, g * ~first)), "minimum")
+
+
+def clip(x, x_min, x_max):
+    """x limited to [x_min, x_max]; the gradient passes where x is inside (bounds included)."""
+    x = convert_to_tensor(x)
+    inside = (x.data >= x_min) & (x.data <= x_max)
+    return result(np.clip(x.data, x_min, x_max), (x,), lambda g: (g * inside,), "clip")
+
+
+def where(condition, x1, x2):
+    """x1 where condition is true, else x2 (broadcasting). condition gets no gradient."""
+    cond = np.asarray(to_array(condition), dtype=bool)
+    a, b = _pair(x1, x2)
+    return result(np.where(cond, a.data, b.data), (a, b),
+                  lambda g: (_grad_for(a, np.where(cond, g, 0)), _grad_for(b, np.where(cond, 0, g))), "where")
+
+
+# --------------------------------------------------------------------------------------------- matmul family
+
+
+def _operand(data):
+    """(array, transposed) for a matmul kernel: a transposed view of a contiguous matrix goes in as the
+    matrix itself with trans=True, so it is never copied."""
+    if data.ndim >= 2 and not data.flags.c_contiguous:
+        swapped = np.swapaxes(data, -1, -2)
+        if swapped.flags.c_contiguous:
+            return swapped, True
+    return data, False
+
+
+def matmul(x1, x2):
+    """Matrix product with NumPy's rules: 1-D operands are vectors; leading (batch) dimensions broadcast.
+    (M, K) @ (K, N) -> (M, N);  (..., M, K) @ (..., K, N) -> (..., M, N)."""
+    a, b = _pair(x1, x2)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: expected inputs with at least 1 dimension (use multiply for scalars). "
+                         f"Received: x1.shape={a.shape}, x2.shape={b.shape}")
+    if a.ndim == 1:                              # a vector on the left is a row
+        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + (b.shape[-1],))
+    if b.ndim == 1:                              # a vector on the right is a column
+        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+    if a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = broadcast_to(a, batch + a.shape[-2:])
+        b = broadcast_to(b, batch + b.shape[-2:])
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: expected x1.shape[-1] == x2.shape[-2]. "
+                         f"Received: x1.shape={a.shape}, x2.shape={b.shape}")
+    k = kernels(a.dtype)
+    ad, ta = _operand(a.data)
+    bd, tb = _operand(b.data)
+    y = k.matmul_forward(ad, bd, ta, tb)
+
+    def backward(g):
+        da, db = k.matmul_backward(g, ad, bd, ta, tb)
+        if ta:
+            da = np.swapaxes(da, -1, -2)
+        if tb:
+            db = np.swapaxes(db, -1, -2)
+        return (da if a.requires_grad else None), (db if b.requires_grad else None)
+    return result(y, (a, b), backward, "matmul")
+
+
+def bias_add(x, bias):
+    """x + bias along the last axis.    x: (..., D), bias: (D,)"""
+    x, bias = _pair(x, bias)
+    k = kernels(x.dtype)
+    y = k.bias_add_forward(x.data, bias.data)
+    return result(y, (x, bias), lambda g: k.bias_add_backward(g), "bias_add")
+
+
+# --------------------------------------------------------------------------------------------- activations
+
+
+def _activation(name, x, **params):
+    x = convert_to_tensor(x)
+    k = kernels(x.dtype)
+    y = getattr(k, name + "_forward")(x.data, **params)
+    backward_kernel = getattr(k, name + "_backward")
+    return result(y, (x,), lambda g: (backward_kernel(g, x.data, y, **params),), name)
+
+
+def linear(x):
+    """The identity activation, y = x."""
+    return _activation("linear", x)
+
+
+def relu(x):
+    """max(x, 0)"""
+    return _activation("relu", x)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """x if x > 0 else negative_slope * x"""
+    return _activation("leaky_relu", x, negative_slope=float(negative_slope))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x))"""
+    return _activation("sigmoid", x)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return _activation("tanh", x)
+
+
+def elu(x, alpha=1.0):
+    """x if x > 0 else alpha * (exp(x) - 1)"""
+    return _activation("elu", x, alpha=float(alpha))
+
+
+def gelu(x, approximate=True):
+    """x * Phi(x), Phi the normal CDF; approximate=True (Keras ops' default) uses the tanh form."""
+    return _activation("gelu", x, approximate=bool(approximate))
+
+
+def silu(x):
+    """x * sigmoid(x)"""
+    return _activation("silu", x)
+
+
+swish = silu
+
+
+def softplus(x):
+    """log(1 + exp(x))"""
+    return _activation("softplus", x)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along axis (computed with the max subtracted: no overflow)."""
+    x = convert_to_tensor(x)
+    k = kernels(x.dtype)
+    y = k.softmax_forward(x.data, axis)
+    return result(y, (x,), lambda g: (k.softmax_backward(g, y, axis),), "softmax")
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along axis, computed without taking the log of an underflowed 0."""
+    x = convert_to_tensor(x)
+    k = kernels(x.dtype)
+    y = k.log_softmax_forward(x.data, axis)
+    return result(y, (x,), lambda g: (k.log_softmax_backward(g, y, axis),), "log_softmax")
+
+
+# --------------------------------------------------------------------------------------------- reductions
+
+
+def _axis_arg(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over axis (None: all axes; an int; or a tuple of ints)."""
+    x, axis = convert_to_tensor(x), _axis_arg(axis)
+    k = kernels(x.dtype)
+    y = k.sum_forward(x.data, axis, keepdims)
+    return result(y, (x,), lambda g: (k.sum_backward(g, x.data, axis, keepdims),), "sum")
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over axis (None: all axes; an int; or a tuple of ints)."""
+    x, axis = convert_to_tensor(x), _axis_arg(axis)
+    k = kernels(x.dtype)
+    y = k.mean_forward(x.data, axis, keepdims)
+    return result(y, (x,), lambda g: (k.mean_backward(g, x.data, axis, keepdims),), "mean")
+
+
+def max(x, axis=None, keepdims=False):
+    """Max over axis. Tied maxima share the gradient equally."""
+    x, axis = convert_to_tensor(x), _axis_arg(axis)
+    k = kernels(x.dtype)
+    y = k.max_forward(x.data, axis, keepdims)
+    return result(y, (x,), lambda g: (k.max_backward(g, x.data, y, axis, keepdims),), "max")
+
+
+def min(x, axis=None, keepdims=False):
+    """Min over axis, as -max(-x)."""
+    return negative(max(negative(x), axis, keepdims))
+
+
+# --------------------------------------------------------------------------------------------- shapes
+
+
+def reshape(x, newshape):
+    """The same values in a new shape (one dimension may be -1)."""
+    x = convert_to_tensor(x)
+    try:
+        y = x.data.reshape(newshape)
+    except (ValueError, TypeError):
+        raise ValueError(f"reshape: expected a shape with {x.size} elements in all. "
+                         f"Received: x.shape={x.shape}, newshape={newshape}") from None
+    return result(y, (x,), lambda g: (g.reshape(x.shape),), "reshape")
+
+
+def transpose(x, axes=None):
+    """Permute the axes (None reverses them)."""
+    x = convert_to_tensor(x)
+    if axes is not None:
+        axes = tuple(axes)
+        if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)) or len(axes) != x.ndim:
+            raise ValueError(f"transpose: expected axes to be a permutation of 0..{x.ndim - 1}. "
+                             f"Received: axes={axes}")
+    y = np.transpose(x.data, axes)
+    inverse = None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))
+    return result(y, (x,), lambda g: (np.transpose(g, inverse),), "transpose")
+
+
+def expand_dims(x, axis):
+    """Insert a dimension of size 1 at axis."""
+    x = convert_to_tensor(x)
+    return reshape(x, np.expand_dims(x.data, axis).shape)
+
+
+def squeeze(x, axis=None):
+    """Remove dimensions of size 1 (all of them, or the one at axis)."""
+    x = convert_to_tensor(x)
+    return reshape(x, np.squeeze(x.data, axis).shape)
+
+
+def broadcast_to(x, shape):
+    """x repeated along broadcast axes to `shape`; the gradient is summed back."""
+    x = convert_to_tensor(x)
+    y = np.broadcast_to(x.data, shape)
+    return result(y, (x,), lambda g: (_unbroadcast(g, x.shape),), "broadcast_to")
+
+
+def _same_dtype(xs, where):
+    if not isinstance(xs, (list, tuple)) or len(xs) == 0:
+        raise ValueError(f"{where}: expected a non-empty list of tensors. Received: {type(xs).__name__} "
+                         f"of length {len(xs) if hasattr(xs, '__len__') else 'none'}")
+    ts = [convert_to_tensor(x) for x in xs]
+    if len({t.dtype for t in ts}) > 1:
+        ts = [convert_to_tensor(t, np.float64) for t in ts]
+    return ts
+
+
+def concatenate(xs, axis=0):
+    """Join tensors along an existing axis."""
+    ts = _same_dtype(xs, "concatenate")
+    try:
+        y = np.concatenate([t.data for t in ts], axis=axis)
+    except ValueError as err:                     # AxisError is a ValueError too
+        raise ValueError(f"concatenate: expected tensors whose shapes match except along axis={axis}. "
+                         f"Received: shapes={[t.shape for t in ts]} ({err})") from None
+    ax = axis % y.ndim
+    bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
+    return result(y, tuple(ts), lambda g: tuple(np.split(g, bounds, axis=ax)), "concatenate")
+
+
+def stack(xs, axis=0):
+    """Join tensors of one shape along a new axis."""
+    ts = _same_dtype(xs, "stack")
+    try:
+        y = np.stack([t.data for t in ts], axis=axis)
+    except ValueError as err:                     # AxisError is a ValueError too
+        raise ValueError(f"stack: expected tensors of one shape. Received: shapes={[t.shape for t in ts]} "
+                         f"({err})") from None
+    ax = axis % y.ndim
+    return result(y, tuple(ts), lambda g: tuple(np.moveaxis(g, ax, 0)), "stack")
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def take_index(x, index):
+    """x[index] with NumPy's rules (ints, slices, None, ..., integer or boolean arrays). The gradient
+    lands on the selected entries; an entry selected twice gets both gradients."""
+    x = convert_to_tensor(x)
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    y = x.data[index]
+    basic = _is_basic_index(index)
+
+    def backward(g):
+        dx = np.zeros_like(x.data)
+        if basic:                                # each entry at most once: assign
+            dx[index] = g
+        else:                                    # fancy indexing may repeat entries: add them all
+            np.add.at(dx, index, g)
+        return (dx,)
+    return result(y, (x,), backward, "getitem")

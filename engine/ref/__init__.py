@@ -1,0 +1,13 @@
+"""engine.ref: the NumPy reference kernels. Readable, the spec every compiled kernel must match, the
+test oracle, and the backend used when nothing is compiled. One file per kernel family; the compiled
+module engine._cpu has the same names, arguments and return values.
+
+The references accept float32 and float64 (float64 for gradient checks); the compiled kernels float32.
+"""
+from .activation import (elu_backward, elu_forward, gelu_backward, gelu_forward, leaky_relu_backward,
+                         leaky_relu_forward, linear_backward, linear_forward, relu_backward, relu_forward,
+                         sigmoid_backward, sigmoid_forward, silu_backward, silu_forward, softplus_backward,
+                         softplus_forward, tanh_backward, tanh_forward)
+from .attention import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
+from .matmul import bias_add_backward, bias_add_forward, matmul_backward, matmul_forward
+from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
