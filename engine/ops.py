@@ -190,10 +190,10 @@ def matmul(x1, x2):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: expected inputs with at least 1 dimension (use multiply for scalars). "
                          f"Received: x1.shape={a.shape}, x2.shape={b.shape}")
-    if a.ndim == 1:                              # a vector on the left is a row
-        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + (b.shape[-1],))
-    if b.ndim == 1:                              # a vector on the right is a column
-        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+    if a.ndim == 1 or b.ndim == 1:               # a vector is a row on the left, a column on the right
+        y = matmul(reshape(a, (1, -1)) if a.ndim == 1 else a, reshape(b, (-1, 1)) if b.ndim == 1 else b)
+        shape = y.shape[:-2] + (y.shape[-2:-1] if a.ndim > 1 else ()) + (y.shape[-1:] if b.ndim > 1 else ())
+        return reshape(y, shape)
     if a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a = broadcast_to(a, batch + a.shape[-2:])

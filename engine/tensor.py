@@ -154,8 +154,8 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if g.dtype != node.data.dtype:
-                g = g.astype(node.data.dtype)
+            if type(g) is not np.ndarray or g.dtype != node.data.dtype:   # NumPy gives scalars for 0-d results
+                g = np.asarray(g, dtype=node.data.dtype)
             if node._backward is None:           # a leaf: keep its gradient
                 if node.grad is None:
                     node.grad = Tensor._wrap(np.array(g, copy=True))
@@ -232,7 +232,7 @@ def _topological_order(root):
 def result(data, parents, backward, op):
     """The output tensor of an operation. backward(g) returns one gradient (array or None) per parent.
     The graph is recorded only when grad mode is on and some parent requires a gradient."""
-    out = Tensor._wrap(data)
+    out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))   # 0-d NumPy results are scalars
     out._op = op
     if _GradMode.enabled:
         for p in parents:

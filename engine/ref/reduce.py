@@ -28,7 +28,7 @@ def sum_forward(x, axis=None, keepdims=False):
     """y = sum of x over the axes (accumulated in float64, returned in x's dtype)."""
     floats("sum_forward", "x", x)
     axes = axes_tuple("sum_forward", axis, x.ndim)
-    return x.sum(axis=axes, keepdims=keepdims, dtype=np.float64).astype(x.dtype)
+    return np.asarray(x.sum(axis=axes, keepdims=keepdims, dtype=np.float64), dtype=x.dtype)
 
 
 def sum_backward(dy, x, axis=None, keepdims=False):
@@ -42,7 +42,7 @@ def mean_forward(x, axis=None, keepdims=False):
     axes = axes_tuple("mean_forward", axis, x.ndim)
     count = int(np.prod([x.shape[d] for d in axes]))
     with np.errstate(invalid="ignore"):
-        return (sum_forward(x, axes, keepdims) / x.dtype.type(count)).astype(x.dtype)
+        return np.asarray(sum_forward(x, axes, keepdims) / x.dtype.type(count), dtype=x.dtype)
 
 
 def mean_backward(dy, x, axis=None, keepdims=False):
@@ -61,7 +61,7 @@ def max_forward(x, axis=None, keepdims=False):
     if count == 0 and int(np.prod(out)) > 0:
         raise ValueError(f"max_forward: cannot take the max over an empty axis: it has no identity. "
                          f"Received: x.shape={shape_str(x.shape)}, axis={axis!r}")
-    return x.max(axis=axes, keepdims=keepdims)
+    return np.asarray(x.max(axis=axes, keepdims=keepdims))
 
 
 def max_backward(dy, x, y, axis=None, keepdims=False):
