@@ -53,10 +53,19 @@ void check_same_shape(const std::string& where, const char* name, const py::arra
                  shape_str(shape_of(b)), ". Received: ", name, ".shape=", shape_str(shape_of(a)));
 }
 
+// An axis given as a Python or NumPy integer (not a bool, which Python also counts as an int). `expected`
+// describes what the function takes; `whole` is the axis argument as the caller passed it.
+int64_t axis_int(const std::string& where, const py::handle& obj, const py::object& whole, const char* expected) {
+    if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+        throw py::type_error(where + ": expected axis to be " + expected + ". Received: axis=" +
+                             std::string(py::repr(whole)));
+    return py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())).cast<int64_t>();
+}
+
 int64_t normalize_axis(const std::string& where, int64_t axis, int64_t ndim) {
-    ENGINE_CHECK(axis >= -ndim && axis < std::max<int64_t>(ndim, 1) && (ndim > 0 || axis == 0 || axis == -1),
-                 where.c_str(), "expected axis in [", -ndim, ", ", ndim, ") for an array of ", ndim,
-                 " dimensions. Received: axis=", axis);
+    if (ndim == 0 && (axis == 0 || axis == -1)) return 0;          // a 0-d array has one axis-like slot
+    ENGINE_CHECK(axis >= -ndim && axis < ndim, where.c_str(), "expected axis in [", -ndim, ", ", ndim,
+                 ") for an array of ", ndim, " dimensions. Received: axis=", axis);
     return axis < 0 ? axis + ndim : axis;
 }
 
@@ -235,9 +244,9 @@ const Activation kPlainActivations[] = {
 // x viewed as (A, D, B) around `axis`.
 struct AxisView { int64_t A, D, B; };
 
-AxisView axis_view(const std::string& where, const py::array& x, int64_t axis) {
+AxisView axis_view(const std::string& where, const py::array& x, const py::object& axis_obj) {
     const Shape s = shape_of(x);
-    const int64_t ax = normalize_axis(where, axis, static_cast<int64_t>(s.size()));
+    const int64_t ax = normalize_axis(where, axis_int(where, axis_obj, axis_obj, "an int"), static_cast<int64_t>(s.size()));
     if (s.empty()) return {1, 1, 1};
     return {product(s.begin(), s.begin() + ax), s[ax], product(s.begin() + ax + 1, s.end())};
 }
@@ -245,7 +254,7 @@ AxisView axis_view(const std::string& where, const py::array& x, int64_t axis) {
 using AxisForward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
 using AxisBackward = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
 
-Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, int64_t axis) {
+Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, const py::object& axis) {
     Array x = input(x_obj, where, "x");
     const AxisView v = axis_view(where, x, axis);
     Array y(shape_of(x));
@@ -257,7 +266,7 @@ Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle 
 }
 
 Array run_axis_backward(const std::string& where, AxisBackward kernel, py::handle dy_obj, py::handle y_obj,
-                        int64_t axis) {
+                        const py::object& axis) {
     Array dy = input(dy_obj, where, "dy"), y = input(y_obj, where, "y");
     check_same_shape(where, "dy", dy, "y", y);
     const AxisView v = axis_view(where, y, axis);
@@ -279,21 +288,18 @@ struct ReducePlan {
     Shape out, keep;                             // result shape without / with keepdims
 };
 
+constexpr const char* kAxes = "None, an int or a tuple of ints";
+
 ReducePlan reduce_plan(const std::string& where, const py::array& x, const py::object& axis) {
     const Shape s = shape_of(x);
     const int64_t ndim = static_cast<int64_t>(s.size());
     std::vector<bool> reduced(ndim, axis.is_none());
     if (!axis.is_none()) {
         std::vector<int64_t> axes;
-        if (py::isinstance<py::int_>(axis)) {
-            axes.push_back(axis.cast<int64_t>());
+        if (PyIndex_Check(axis.ptr()) && !PyBool_Check(axis.ptr())) {
+            axes.push_back(axis_int(where, axis, axis, kAxes));
         } else if (py::isinstance<py::sequence>(axis) && !py::isinstance<py::str>(axis)) {
-            for (const auto& item : axis) {
-                if (!py::isinstance<py::int_>(item))
-                    throw py::type_error(where + ": expected axis to be None, an int or a tuple of ints. Received: axis=" +
-                                         std::string(py::repr(axis)));
-                axes.push_back(item.cast<int64_t>());
-            }
+            for (const auto& item : axis) axes.push_back(axis_int(where, item, axis, kAxes));
         } else {
             throw py::type_error(where + ": expected axis to be None, an int or a tuple of ints. Received: axis=" +
                                  std::string(py::repr(axis)));
@@ -396,7 +402,10 @@ Array py_max_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, con
     const std::string where = "max_backward";
     Array x = input(x_obj, where, "x");
     const ReducePlan p = reduce_plan(where, x, axis);
-    Array dy = check_dy(where, dy_obj, p), y = check_dy(where, y_obj, p);
+    Array dy = check_dy(where, dy_obj, p);
+    Array y = input(y_obj, where, "y");
+    ENGINE_CHECK(shape_of(y) == shape_of(dy), where.c_str(), "expected y of shape ", shape_str(shape_of(dy)),
+                 " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
     Array xp = planned(x, p);
     Array dx(Shape{p.A * p.R * p.B});
     {
@@ -404,6 +413,165 @@ Array py_max_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, con
         engine::max_backward(dx.mutable_data(), dy.data(), xp.data(), y.data(), p.A, p.R, p.B);
     }
     return unplanned(dx, shape_of(x), p).reshape(shape_of(x));
+}
+
+// ------------------------------------------------------------------------------------------ losses
+
+using Labels = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+void check_rows(const std::string& where, const Array& logits) {
+    ENGINE_CHECK(logits.ndim() == 2 && logits.shape(1) > 0, where.c_str(),
+                 "expected logits of shape (N, C) with C >= 1. Received: logits.shape=", shape_str(shape_of(logits)));
+}
+
+void check_dloss(const std::string& where, const Array& dloss, const Array& rows) {
+    ENGINE_CHECK(dloss.ndim() == 1 && dloss.shape(0) == rows.shape(0), where.c_str(), "expected dloss of shape (",
+                 rows.shape(0), ",). Received: dloss.shape=", shape_str(shape_of(dloss)));
+}
+
+// Class ids: an int64 array of shape (N,), every value in [0, C).
+Labels class_ids(const std::string& where, py::handle obj, const Array& logits) {
+    if (!py::isinstance<py::array>(obj) || !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int64_t>()))
+        throw py::type_error(where + ": expected labels to be an int64 numpy array. Received: labels.dtype=" +
+                             (py::isinstance<py::array>(obj) ? std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype()))
+                                                             : std::string(py::str(py::type::of(obj).attr("__name__")))));
+    Labels labels = Labels::ensure(obj);
+    const int64_t N = logits.shape(0), C = logits.shape(1);
+    ENGINE_CHECK(labels.ndim() == 1 && labels.shape(0) == N, where.c_str(), "expected labels of shape (", N,
+                 ",), one class id per row. Received: labels.shape=", shape_str(shape_of(labels)));
+    const int64_t* l = labels.data();
+    for (int64_t n = 0; n < N; n++)
+        ENGINE_CHECK(l[n] >= 0 && l[n] < C, where.c_str(), "expected class ids in [0, ", C, "). Received: a label of ",
+                     l[n]);
+    return labels;
+}
+
+py::tuple py_softmax_cross_entropy_forward(py::handle logits_obj, py::handle targets_obj) {
+    const std::string where = "softmax_cross_entropy_forward";
+    Array logits = input(logits_obj, where, "logits");
+    check_rows(where, logits);
+    Array targets = input(targets_obj, where, "targets");
+    check_same_shape(where, "targets", targets, "logits", logits);
+    const int64_t N = logits.shape(0), C = logits.shape(1);
+    Array loss(Shape{N}), probs(shape_of(logits));
+    {
+        py::gil_scoped_release nogil;
+        engine::softmax_cross_entropy_forward(loss.mutable_data(), probs.mutable_data(), logits.data(), targets.data(),
+                                              N, C);
+    }
+    return py::make_tuple(loss, probs);
+}
+
+Array py_softmax_cross_entropy_backward(py::handle dloss_obj, py::handle probs_obj, py::handle targets_obj) {
+    const std::string where = "softmax_cross_entropy_backward";
+    Array dloss = input(dloss_obj, where, "dloss"), probs = input(probs_obj, where, "probs"),
+          targets = input(targets_obj, where, "targets");
+    check_same_shape(where, "targets", targets, "probs", probs);
+    check_rows(where, probs);
+    check_dloss(where, dloss, probs);
+    Array dlogits(shape_of(probs));
+    {
+        py::gil_scoped_release nogil;
+        engine::softmax_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), probs.data(), targets.data(),
+                                               probs.shape(0), probs.shape(1));
+    }
+    return dlogits;
+}
+
+py::tuple py_sparse_softmax_cross_entropy_forward(py::handle logits_obj, py::handle labels_obj) {
+    const std::string where = "sparse_softmax_cross_entropy_forward";
+    Array logits = input(logits_obj, where, "logits");
+    check_rows(where, logits);
+    Labels labels = class_ids(where, labels_obj, logits);
+    const int64_t N = logits.shape(0), C = logits.shape(1);
+    Array loss(Shape{N}), probs(shape_of(logits));
+    {
+        py::gil_scoped_release nogil;
+        engine::sparse_softmax_cross_entropy_forward(loss.mutable_data(), probs.mutable_data(), logits.data(),
+                                                     labels.data(), N, C);
+    }
+    return py::make_tuple(loss, probs);
+}
+
+Array py_sparse_softmax_cross_entropy_backward(py::handle dloss_obj, py::handle probs_obj, py::handle labels_obj) {
+    const std::string where = "sparse_softmax_cross_entropy_backward";
+    Array dloss = input(dloss_obj, where, "dloss"), probs = input(probs_obj, where, "probs");
+    check_rows(where, probs);
+    Labels labels = class_ids(where, labels_obj, probs);
+    check_dloss(where, dloss, probs);
+    Array dlogits(shape_of(probs));
+    {
+        py::gil_scoped_release nogil;
+        engine::sparse_softmax_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), probs.data(),
+                                                      labels.data(), probs.shape(0), probs.shape(1));
+    }
+    return dlogits;
+}
+
+Array py_sigmoid_cross_entropy_forward(py::handle logits_obj, py::handle targets_obj) {
+    const std::string where = "sigmoid_cross_entropy_forward";
+    Array logits = input(logits_obj, where, "logits"), targets = input(targets_obj, where, "targets");
+    check_same_shape(where, "targets", targets, "logits", logits);
+    Array loss(shape_of(logits));
+    {
+        py::gil_scoped_release nogil;
+        engine::sigmoid_cross_entropy_forward(loss.mutable_data(), logits.data(), targets.data(), logits.size());
+    }
+    return loss;
+}
+
+Array py_sigmoid_cross_entropy_backward(py::handle dloss_obj, py::handle logits_obj, py::handle targets_obj) {
+    const std::string where = "sigmoid_cross_entropy_backward";
+    Array dloss = input(dloss_obj, where, "dloss"), logits = input(logits_obj, where, "logits"),
+          targets = input(targets_obj, where, "targets");
+    check_same_shape(where, "targets", targets, "logits", logits);
+    check_same_shape(where, "dloss", dloss, "logits", logits);
+    Array dlogits(shape_of(logits));
+    {
+        py::gil_scoped_release nogil;
+        engine::sigmoid_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), logits.data(), targets.data(),
+                                               logits.size());
+    }
+    return dlogits;
+}
+
+// ------------------------------------------------------------------------------------------ optimizers
+
+// A parameter or slot updated in place: it must be the caller's own float32, C-contiguous, writeable
+// array (a converted copy would swallow the update), shaped like the parameter. None gives nullptr.
+float* in_place(const std::string& where, const char* name, py::handle obj, const Shape& shape, bool optional) {
+    if (optional && obj.is_none()) return nullptr;
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(where + ": expected " + name + " to be a float32 numpy array. Received: type(" + name +
+                             ")=" + std::string(py::str(py::type::of(obj).attr("__name__"))));
+    py::array arr = py::reinterpret_borrow<py::array>(obj);
+    if (!arr.dtype().is(py::dtype::of<float>()))
+        throw py::type_error(where + ": expected " + name + " to be a float32 array. Received: " + name + ".dtype=" +
+                             std::string(py::str(arr.dtype())));
+    if (!(arr.flags() & py::array::c_style) || !arr.writeable())
+        throw py::type_error(where + ": expected " + name + " to be C-contiguous and writeable (it is updated in place)");
+    ENGINE_CHECK(shape.empty() || shape_of(arr) == shape, where.c_str(), "expected ", name,
+                 " of the parameter's shape ", shape_str(shape), ". Received: ", name, ".shape=",
+                 shape_str(shape_of(arr)));
+    return static_cast<float*>(arr.mutable_data());
+}
+
+// The parameter, its gradient (any float32 array of its shape) and the value count.
+struct Update {
+    float* param;
+    Array grad;
+    Shape shape;
+    int64_t n;
+};
+
+Update update_args(const std::string& where, py::handle param_obj, py::handle grad_obj) {
+    Update u;
+    u.param = in_place(where, "param", param_obj, {}, false);
+    u.shape = shape_of(py::reinterpret_borrow<py::array>(param_obj));
+    u.grad = input(grad_obj, where, "grad");
+    check_same_shape(where, "grad", u.grad, "param", py::reinterpret_borrow<py::array>(param_obj));
+    u.n = product(u.shape.begin(), u.shape.end());
+    return u;
 }
 
 }  // namespace
@@ -471,18 +639,18 @@ PYBIND11_MODULE(_cpu, m) {
                                                            int64_t n) { engine::gelu_backward(dx, d, xp, yp, n, approximate); });
     }, arg("dy"), arg("x"), arg("y"), arg("approximate") = false, "dx = dy * gelu'(x)");
 
-    m.def("softmax_forward", [](py::handle x, int64_t axis) {
+    m.def("softmax_forward", [](py::handle x, const py::object& axis) {
         return run_axis_forward("softmax_forward", engine::softmax_forward, x, axis);
-    }, arg("x"), arg("axis") = -1, "y = exp(x - max) / sum(exp(x - max)) along axis");
-    m.def("softmax_backward", [](py::handle dy, py::handle y, int64_t axis) {
+    }, arg("x"), arg("axis") = py::int_(-1), "y = exp(x - max) / sum(exp(x - max)) along axis");
+    m.def("softmax_backward", [](py::handle dy, py::handle y, const py::object& axis) {
         return run_axis_backward("softmax_backward", engine::softmax_backward, dy, y, axis);
-    }, arg("dy"), arg("y"), arg("axis") = -1, "dx = y * (dy - sum(dy * y)) along axis");
-    m.def("log_softmax_forward", [](py::handle x, int64_t axis) {
+    }, arg("dy"), arg("y"), arg("axis") = py::int_(-1), "dx = y * (dy - sum(dy * y)) along axis");
+    m.def("log_softmax_forward", [](py::handle x, const py::object& axis) {
         return run_axis_forward("log_softmax_forward", engine::log_softmax_forward, x, axis);
-    }, arg("x"), arg("axis") = -1, "y = x - max - log(sum(exp(x - max))) along axis");
-    m.def("log_softmax_backward", [](py::handle dy, py::handle y, int64_t axis) {
+    }, arg("x"), arg("axis") = py::int_(-1), "y = x - max - log(sum(exp(x - max))) along axis");
+    m.def("log_softmax_backward", [](py::handle dy, py::handle y, const py::object& axis) {
         return run_axis_backward("log_softmax_backward", engine::log_softmax_backward, dy, y, axis);
-    }, arg("dy"), arg("y"), arg("axis") = -1, "dx = dy - exp(y) * sum(dy) along axis");
+    }, arg("dy"), arg("y"), arg("axis") = py::int_(-1), "dx = dy - exp(y) * sum(dy) along axis");
 
     m.def("sum_forward", [](py::handle x, const py::object& axis, bool keepdims) {
         return run_reduce_forward("sum_forward", engine::sum_forward, x, axis, keepdims);
@@ -502,6 +670,62 @@ PYBIND11_MODULE(_cpu, m) {
         return py_max_backward(dy, x, y, axis);
     }, arg("dy"), arg("x"), arg("y"), arg("axis") = py::none(), arg("keepdims") = false,
           "dx = dy / k at the k entries equal to the max, 0 elsewhere");
+
+    m.def("softmax_cross_entropy_forward", &py_softmax_cross_entropy_forward, arg("logits"), arg("targets"),
+          "loss, probs = softmax_cross_entropy_forward(logits, targets); logits, targets: (N, C)");
+    m.def("softmax_cross_entropy_backward", &py_softmax_cross_entropy_backward, arg("dloss"), arg("probs"),
+          arg("targets"), "dlogits = dloss[:, None] * (probs * sum(targets) - targets)");
+    m.def("sparse_softmax_cross_entropy_forward", &py_sparse_softmax_cross_entropy_forward, arg("logits"),
+          arg("labels"), "loss, probs = sparse_softmax_cross_entropy_forward(logits, labels); labels: (N,) int64");
+    m.def("sparse_softmax_cross_entropy_backward", &py_sparse_softmax_cross_entropy_backward, arg("dloss"),
+          arg("probs"), arg("labels"), "dlogits = dloss[:, None] * (probs - onehot(labels))");
+    m.def("sigmoid_cross_entropy_forward", &py_sigmoid_cross_entropy_forward, arg("logits"), arg("targets"),
+          "loss = max(z, 0) - z t + log1p(exp(-|z|)), element-wise");
+    m.def("sigmoid_cross_entropy_backward", &py_sigmoid_cross_entropy_backward, arg("dloss"), arg("logits"),
+          arg("targets"), "dlogits = dloss * (sigmoid(z) - t)");
+
+    m.def("sgd_update", [](py::handle param, py::handle grad, py::handle velocity, float lr, float momentum,
+                           bool nesterov, float weight_decay) {
+        const std::string where = "sgd_update";
+        Update u = update_args(where, param, grad);
+        float* vel = in_place(where, "velocity", velocity, u.shape, true);
+        py::gil_scoped_release nogil;
+        engine::sgd_update(u.param, u.grad.data(), vel, u.n, lr, momentum, nesterov, weight_decay);
+    }, arg("param"), arg("grad"), arg("velocity"), arg("lr"), arg("momentum") = 0.0f, arg("nesterov") = false,
+          arg("weight_decay") = 0.0f, "In place: param -= lr * grad, or the momentum / Nesterov form");
+    m.def("adam_update", [](py::handle param, py::handle grad, py::handle m_obj, py::handle v_obj, py::handle v_hat_obj,
+                            float lr, float beta_1, float beta_2, float epsilon, int64_t step, float weight_decay) {
+        const std::string where = "adam_update";
+        Update u = update_args(where, param, grad);
+        float* m_ = in_place(where, "m", m_obj, u.shape, false);
+        float* v_ = in_place(where, "v", v_obj, u.shape, false);
+        float* v_hat = in_place(where, "v_hat", v_hat_obj, u.shape, true);
+        ENGINE_CHECK(step >= 1, where.c_str(), "expected step >= 1 (updates count from 1). Received: step=", step);
+        py::gil_scoped_release nogil;
+        engine::adam_update(u.param, u.grad.data(), m_, v_, v_hat, u.n, lr, beta_1, beta_2, epsilon, step, weight_decay);
+    }, arg("param"), arg("grad"), arg("m"), arg("v"), arg("v_hat"), arg("lr"), arg("beta_1"), arg("beta_2"),
+          arg("epsilon"), arg("step"), arg("weight_decay") = 0.0f, "In place: one Adam (or AMSGrad) step");
+    m.def("rmsprop_update", [](py::handle param, py::handle grad, py::handle velocity, py::handle average_grad,
+                               py::handle momentum_buf, float lr, float rho, float momentum, float epsilon,
+                               float weight_decay) {
+        const std::string where = "rmsprop_update";
+        Update u = update_args(where, param, grad);
+        float* vel = in_place(where, "velocity", velocity, u.shape, false);
+        float* avg = in_place(where, "average_grad", average_grad, u.shape, true);
+        float* mom = in_place(where, "momentum_buf", momentum_buf, u.shape, true);
+        py::gil_scoped_release nogil;
+        engine::rmsprop_update(u.param, u.grad.data(), vel, avg, mom, u.n, lr, rho, momentum, epsilon, weight_decay);
+    }, arg("param"), arg("grad"), arg("velocity"), arg("average_grad"), arg("momentum_buf"), arg("lr"), arg("rho"),
+          arg("momentum"), arg("epsilon"), arg("weight_decay") = 0.0f, "In place: one RMSprop step");
+    m.def("adagrad_update", [](py::handle param, py::handle grad, py::handle accumulator, float lr, float epsilon,
+                               float weight_decay) {
+        const std::string where = "adagrad_update";
+        Update u = update_args(where, param, grad);
+        float* acc = in_place(where, "accumulator", accumulator, u.shape, false);
+        py::gil_scoped_release nogil;
+        engine::adagrad_update(u.param, u.grad.data(), acc, u.n, lr, epsilon, weight_decay);
+    }, arg("param"), arg("grad"), arg("accumulator"), arg("lr"), arg("epsilon"), arg("weight_decay") = 0.0f,
+          "In place: one Adagrad step");
 
     py::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");
     const std::pair<const char*, Rung> rungs[] = {

@@ -138,3 +138,20 @@ def test_simd_path_can_be_forced_lower_and_back():
         engine.set_simd("sse9")
     out = run_python("import engine; print(engine.info()['simd'])", ENGINE_SIMD="portable")
     assert out.strip().endswith("portable")
+
+
+def test_only_dispatched_functions_use_wide_registers():
+    # The build targets baseline x86-64; AVX2/AVX-512 code may appear only in the functions that the
+    # run-time dispatch selects (named *_avx2 / *_avx512), or the module would crash on older CPUs.
+    import shutil
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump (binutils) is not installed")
+    listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", engine._cpu.__file__],
+                             capture_output=True, text=True, check=True).stdout
+    offenders, function = set(), None
+    for line in listing.splitlines():
+        if line.endswith(">:"):
+            function = line.split("<", 1)[1][:-2]
+        elif ("%ymm" in line or "%zmm" in line) and "_avx2" not in function and "_avx512" not in function:
+            offenders.add(function)
+    assert not offenders, f"wide SIMD outside the dispatched functions: {sorted(offenders)[:5]}"

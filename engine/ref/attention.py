@@ -16,7 +16,7 @@ def softmax_forward(x, axis=-1):
     if x.size == 0:
         return x.copy()
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True, dtype=np.float64)).astype(x.dtype)
+    return np.asarray(e / e.sum(axis=axis, keepdims=True, dtype=np.float64), dtype=x.dtype)
 
 
 def softmax_backward(dy, y, axis=-1):
@@ -26,7 +26,7 @@ def softmax_backward(dy, y, axis=-1):
     same_shape("softmax_backward", "dy", dy, "y", y)
     axis_index("softmax_backward", axis, y.ndim)
     dot = (dy * y).sum(axis=axis, keepdims=True, dtype=np.float64)
-    return (y * (dy - dot)).astype(y.dtype)
+    return np.asarray(y * (dy - dot), dtype=y.dtype)
 
 
 def log_softmax_forward(x, axis=-1):
@@ -37,7 +37,7 @@ def log_softmax_forward(x, axis=-1):
     if x.size == 0:
         return x.copy()
     z = x - x.max(axis=axis, keepdims=True)
-    return (z - np.log(np.exp(z).sum(axis=axis, keepdims=True, dtype=np.float64))).astype(x.dtype)
+    return np.asarray(z - np.log(np.exp(z).sum(axis=axis, keepdims=True, dtype=np.float64)), dtype=x.dtype)
 
 
 def log_softmax_backward(dy, y, axis=-1):
@@ -47,4 +47,4 @@ def log_softmax_backward(dy, y, axis=-1):
     same_shape("log_softmax_backward", "dy", dy, "y", y)
     axis_index("log_softmax_backward", axis, y.ndim)
     total = dy.sum(axis=axis, keepdims=True, dtype=np.float64)
-    return (dy - np.exp(y.astype(np.float64)) * total).astype(y.dtype)
+    return np.asarray(dy - np.exp(y.astype(np.float64)) * total, dtype=y.dtype)

@@ -76,4 +76,5 @@ def bias_add_backward(dy):
     floats("bias_add_backward", "dy", dy)
     if dy.ndim < 1:
         raise ValueError(f"bias_add_backward: expected dy of shape (..., D). Received: dy.shape={shape_str(dy.shape)}")
-    return dy, dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64).astype(dy.dtype)
+    dbias = dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64) if dy.size else np.zeros(dy.shape[-1])
+    return dy, dbias.astype(dy.dtype)

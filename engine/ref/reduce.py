@@ -58,9 +58,11 @@ def max_forward(x, axis=None, keepdims=False):
     axes = axes_tuple("max_forward", axis, x.ndim)
     count = int(np.prod([x.shape[d] for d in axes]))
     out, _ = _reduced_shapes(x, axes)
-    if count == 0 and int(np.prod(out)) > 0:
-        raise ValueError(f"max_forward: cannot take the max over an empty axis: it has no identity. "
-                         f"Received: x.shape={shape_str(x.shape)}, axis={axis!r}")
+    if count == 0:
+        if int(np.prod(out)) > 0:
+            raise ValueError(f"max_forward: cannot take the max over an empty axis: it has no identity. "
+                             f"Received: x.shape={shape_str(x.shape)}, axis={axis!r}")
+        return np.empty(keep if keepdims else out, dtype=x.dtype)      # nothing in, nothing out
     return np.asarray(x.max(axis=axes, keepdims=keepdims))
 
 
