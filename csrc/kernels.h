@@ -67,4 +67,27 @@ void mean_backward(float* dx, const float* dy, int64_t A, int64_t R, int64_t B);
 void max_forward(float* y, const float* x, int64_t A, int64_t R, int64_t B);          // R >= 1
 void max_backward(float* dx, const float* dy, const float* x, const float* y, int64_t A, int64_t R, int64_t B);
 
+// loss.cpp: cross-entropy fused with its softmax (rows of C classes) or sigmoid (n values).
+void softmax_cross_entropy_forward(float* loss, float* probs, const float* logits, const float* targets, int64_t N,
+                                   int64_t C);                                  // loss: (N,), probs: (N, C)
+void softmax_cross_entropy_backward(float* dlogits, const float* dloss, const float* probs, const float* targets,
+                                    int64_t N, int64_t C);
+void sparse_softmax_cross_entropy_forward(float* loss, float* probs, const float* logits, const int64_t* labels,
+                                          int64_t N, int64_t C);                 // labels in [0, C)
+void sparse_softmax_cross_entropy_backward(float* dlogits, const float* dloss, const float* probs,
+                                           const int64_t* labels, int64_t N, int64_t C);
+void sigmoid_cross_entropy_forward(float* loss, const float* logits, const float* targets, int64_t n);
+void sigmoid_cross_entropy_backward(float* dlogits, const float* dloss, const float* logits, const float* targets,
+                                    int64_t n);
+
+// optimizer.cpp: in-place updates of n parameter values and their slots (nullptr: slot not used).
+void sgd_update(float* param, const float* grad, float* velocity, int64_t n, float lr, float momentum,
+                bool nesterov, float weight_decay);
+void adam_update(float* param, const float* grad, float* m, float* v, float* v_hat, int64_t n, float lr,
+                 float beta_1, float beta_2, float epsilon, int64_t step, float weight_decay);
+void rmsprop_update(float* param, const float* grad, float* velocity, float* average_grad, float* momentum_buf,
+                    int64_t n, float lr, float rho, float momentum, float epsilon, float weight_decay);
+void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, float lr, float epsilon,
+                    float weight_decay);
+
 }  // namespace engine
