@@ -2,33 +2,70 @@
 // Matches engine/ref/activation.py (same formulas, same numerically stable forms). n is the element count.
 // Each activation is two small functions, f(x) and f'(x) (given x and y = f(x)); map_forward and
 // map_backward run them over the array, on the OpenMP team once the array is large enough.
-// No intrinsics: the loops are plain, and relu-like ones vectorise on their own.
+// No intrinsics: the loops are plain C++ that the compiler vectorises; exp, sigmoid and tanh come from
+// vector_math.h (branch-free, so they vectorise too). elu, softplus and exact gelu call expm1, log1p and
+// erf from the C library and stay scalar: their small-|x| accuracy needs them.
 #include <cmath>
 
 #include "common.h"
 #include "kernels.h"
+#include "vector_math.h"
 
 namespace engine {
 
+// Each element-wise loop is compiled three times, for AVX-512, AVX2 and the baseline, and the running
+// CPU picks one (simd_active()); __restrict tells the compiler the output never overlaps the inputs,
+// so it can vectorise. The functions f / df are inlined into each copy and compiled for its ISA.
+template <class F>
+ENGINE_AVX512 static void forward_avx512(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+template <class F>
+ENGINE_AVX2 static void forward_avx2(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+template <class F>
+static void forward_portable(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+}
+
+template <class DF>
+ENGINE_AVX512 static void backward_avx512(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+                                          const float* __restrict y, int64_t n, DF df) {
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
+}
+template <class DF>
+ENGINE_AVX2 static void backward_avx2(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+                                      const float* __restrict y, int64_t n, DF df) {
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
+}
+template <class DF>
+static void backward_portable(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+                              const float* __restrict y, int64_t n, DF df) {
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
+}
+
+// cost: kCostTranscendental for functions that call exp, tanh or erf, 1 for the rest.
 // cost: kCostTranscendental for functions that call exp, tanh or erf, 1 for the rest.
 template <class F>
 static void map_forward(float* y, const float* x, int64_t n, F f, int64_t cost = kCostTranscendental) {
-    #pragma omp parallel for schedule(static) if (parallel_worth_it(n, cost))
-    for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+    const Simd simd = simd_active();
+    parallel_chunks(n, cost, [&](int64_t lo, int64_t hi) {
+        if (simd == Simd::avx512) forward_avx512(y + lo, x + lo, hi - lo, f);
+        else if (simd == Simd::avx2) forward_avx2(y + lo, x + lo, hi - lo, f);
+        else forward_portable(y + lo, x + lo, hi - lo, f);
+    });
 }
 
 template <class DF>
 static void map_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, DF df,
                          int64_t cost = kCostTranscendental) {
-    #pragma omp parallel for schedule(static) if (parallel_worth_it(n, cost))
-    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
-}
-
-// sigmoid in the form that never overflows: exp of a non-positive number only.
-static inline float stable_sigmoid(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + std::exp(-x));
-    const float e = std::exp(x);
-    return e / (1.0f + e);
+    const Simd simd = simd_active();
+    parallel_chunks(n, cost, [&](int64_t lo, int64_t hi) {
+        if (simd == Simd::avx512) backward_avx512(dx + lo, dy + lo, x + lo, y + lo, hi - lo, df);
+        else if (simd == Simd::avx2) backward_avx2(dx + lo, dy + lo, x + lo, y + lo, hi - lo, df);
+        else backward_portable(dx + lo, dy + lo, x + lo, y + lo, hi - lo, df);
+    });
 }
 
 void linear_forward(float* y, const float* x, int64_t n) {
@@ -54,14 +91,14 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, const float
 }
 
 void sigmoid_forward(float* y, const float* x, int64_t n) {
-    map_forward(y, x, n, stable_sigmoid);
+    map_forward(y, x, n, [](float v) { return sigmoid_f(v); });
 }
 void sigmoid_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
     map_backward(dx, dy, x, y, n, [](float, float s) { return s * (1.0f - s); }, 1);
 }
 
 void tanh_forward(float* y, const float* x, int64_t n) {
-    map_forward(y, x, n, [](float v) { return std::tanh(v); });
+    map_forward(y, x, n, [](float v) { return tanh_f(v); });
 }
 void tanh_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
     map_backward(dx, dy, x, y, n, [](float, float t) { return 1.0f - t * t; }, 1);
@@ -83,7 +120,7 @@ constexpr float kGeluCubic = 0.044715f;
 void gelu_forward(float* y, const float* x, int64_t n, bool approximate) {
     if (approximate) {
         map_forward(y, x, n, [](float v) {
-            return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v)));
+            return 0.5f * v * (1.0f + tanh_f(kSqrt2OverPi * (v + kGeluCubic * v * v * v)));
         });
     } else {
         map_forward(y, x, n, [](float v) { return 0.5f * v * (1.0f + std::erf(v * kSqrt1_2)); });
@@ -92,7 +129,7 @@ void gelu_forward(float* y, const float* x, int64_t n, bool approximate) {
 void gelu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, bool approximate) {
     if (approximate) {
         map_backward(dx, dy, x, y, n, [](float v, float) {
-            const float t = std::tanh(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
+            const float t = tanh_f(kSqrt2OverPi * (v + kGeluCubic * v * v * v));
             const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * v * v);
             return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du;
         });
@@ -104,11 +141,11 @@ void gelu_backward(float* dx, const float* dy, const float* x, const float* y, i
 }
 
 void silu_forward(float* y, const float* x, int64_t n) {
-    map_forward(y, x, n, [](float v) { return v * stable_sigmoid(v); });
+    map_forward(y, x, n, [](float v) { return v * sigmoid_f(v); });
 }
 void silu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
     map_backward(dx, dy, x, y, n, [](float v, float) {
-        const float s = stable_sigmoid(v);
+        const float s = sigmoid_f(v);
         return s * (1.0f + v * (1.0f - s));
     });
 }
@@ -118,7 +155,7 @@ void softplus_forward(float* y, const float* x, int64_t n) {
     map_forward(y, x, n, [](float v) { return std::fmax(v, 0.0f) + std::log1p(std::exp(-std::fabs(v))); });
 }
 void softplus_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
-    map_backward(dx, dy, x, y, n, [](float v, float) { return stable_sigmoid(v); });
+    map_backward(dx, dy, x, y, n, [](float v, float) { return sigmoid_f(v); });
 }
 
 }  // namespace engine

@@ -1,8 +1,9 @@
 // csrc/attention.cpp (namespace engine): softmax and log-softmax over one axis (attention joins later).
 // Matches engine/ref/attention.py. x is viewed as (A, D, B): the axis has D entries, A slabs come before
 // it and B values after it, so element (a, d, b) is x[(a * D + d) * B + b]. For the last axis B = 1.
-// OpenMP over the A slabs (each one independent); sums in double, in a fixed order: no thread-count
-// effect on the bits. No intrinsics.
+// Along the last axis (B = 1) each row is one vectorised pass (exp from vector_math.h); along another
+// axis, OpenMP over the A slabs with the C library's exp. Sums in double, in a fixed order: no
+// thread-count effect on the bits. No intrinsics.
 #include <omp.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "vector_math.h"
 
 namespace engine {
 
@@ -39,7 +41,55 @@ static void softmax_family_forward(float* y, const float* x, int64_t A, int64_t 
     }
 }
 
+// The common case, softmax along the last axis (B = 1): one contiguous row at a time. exp comes from
+// vector_math.h so the row loops vectorise; the row sum is kept in double in 8 lanes, added in a fixed
+// order. Log = false writes softmax, Log = true log-softmax.
+template <bool Log>
+static inline __attribute__((always_inline)) void softmax_row(float* __restrict y, const float* __restrict x,
+                                                              int64_t D) {
+    float mx = x[0];
+    for (int64_t d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
+    for (int64_t d = 0; d < D; d++) y[d] = exp_f(x[d] - mx);
+    double lanes[8] = {};
+    int64_t d = 0;
+    for (; d + 8 <= D; d += 8)
+        for (int j = 0; j < 8; j++) lanes[j] += y[d + j];
+    for (; d < D; d++) lanes[0] += y[d];
+    const double total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    if (Log) {
+        const float log_total = static_cast<float>(std::log(total));
+        for (int64_t e = 0; e < D; e++) y[e] = (x[e] - mx) - log_total;
+    } else {
+        const float inv = static_cast<float>(1.0 / total);
+        for (int64_t e = 0; e < D; e++) y[e] *= inv;
+    }
+}
+
+template <bool Log>
+ENGINE_AVX512 static void rows_avx512(float* y, const float* x, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
+}
+template <bool Log>
+ENGINE_AVX2 static void rows_avx2(float* y, const float* x, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
+}
+template <bool Log>
+static void rows_portable(float* y, const float* x, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
+}
+
+template <bool Log>
+static void softmax_rows(float* y, const float* x, int64_t rows, int64_t D) {
+    const Simd simd = simd_active();
+    parallel_chunks(rows, D * kCostTranscendental, [&](int64_t lo, int64_t hi) {
+        if (simd == Simd::avx512) rows_avx512<Log>(y + lo * D, x + lo * D, hi - lo, D);
+        else if (simd == Simd::avx2) rows_avx2<Log>(y + lo * D, x + lo * D, hi - lo, D);
+        else rows_portable<Log>(y + lo * D, x + lo * D, hi - lo, D);
+    });
+}
+
 void softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B) {
+    if (B == 1) return softmax_rows<false>(y, x, A, D);
     softmax_family_forward(y, x, A, D, B, [](float* ys, const float* xs, const float* shift, const double* total,
                                              int64_t D, int64_t B) {
         for (int64_t d = 0; d < D; d++)
@@ -49,6 +99,7 @@ void softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B) 
 }
 
 void log_softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B) {
+    if (B == 1) return softmax_rows<true>(y, x, A, D);
     softmax_family_forward(y, x, A, D, B, [](float* ys, const float* xs, const float* shift, const double* total,
                                              int64_t D, int64_t B) {
         for (int64_t d = 0; d < D; d++)

@@ -6,6 +6,8 @@
 // Kernels never exit or abort: they throw, and pybind11 turns the exception into a Python error.
 #pragma once
 
+#include <omp.h>
+
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
@@ -30,6 +32,22 @@ template <typename... Parts>
 constexpr int64_t kParallelMinWork = 65536;
 constexpr int64_t kCostTranscendental = 32;     // exp, tanh, erf: measured ~30x the time of a relu
 inline bool parallel_worth_it(int64_t work, int64_t cost = 1) { return work * cost >= kParallelMinWork; }
+
+// body(lo, hi) over [0, n) split into one contiguous chunk per thread (or the whole range on the
+// calling thread when the work is small). For element-wise loops: each chunk is a plain loop that the
+// compiler can vectorise, which an `omp for` loop body often is not.
+template <class Body>
+inline void parallel_chunks(int64_t n, int64_t cost, Body body) {
+    if (!parallel_worth_it(n, cost)) {
+        body(int64_t{0}, n);
+        return;
+    }
+    #pragma omp parallel
+    {
+        const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+        body(n * t / threads, n * (t + 1) / threads);
+    }
+}
 
 // SIMD paths, lowest first. simd_detected() is what this CPU supports; simd_active() is what the
 // kernels use (the detected path, or a lower one forced by set_simd for tests and teaching).

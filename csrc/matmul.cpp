@@ -303,11 +303,16 @@ void matmul_forward_batched(float* c, const float* a, const float* b, int64_t ba
             matmul_forward(c, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, i > 0);
         return;
     }
-    // Many small products: one thread per matrix. One large product: the team inside each GEMM.
-    const bool per_matrix = batch > 1 && !gemm_parallel_worth_it(M, N, K);
-    #pragma omp parallel for schedule(static) if (per_matrix && gemm_parallel_worth_it(batch * M, N, K))
+    // Large products: one after another, each on the whole team. Many small ones: one thread per matrix.
+    // (Never a GEMM team inside a parallel loop: the nested region would run on one thread.)
+    if (batch == 1 || gemm_parallel_worth_it(M, N, K)) {
+        for (int64_t i = 0; i < batch; i++)
+            gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, false);
+        return;
+    }
+    #pragma omp parallel for schedule(static) if (gemm_parallel_worth_it(batch * M, N, K))
     for (int64_t i = 0; i < batch; i++)
-        gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, per_matrix);
+        gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, true);
 }
 
 // ---------------------------------------------------------------------------------------------------
