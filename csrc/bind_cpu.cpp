@@ -548,8 +548,10 @@ float* in_place(const std::string& where, const char* name, py::handle obj, cons
     if (!arr.dtype().is(py::dtype::of<float>()))
         throw py::type_error(where + ": expected " + name + " to be a float32 array. Received: " + name + ".dtype=" +
                              std::string(py::str(arr.dtype())));
-    if (!(arr.flags() & py::array::c_style) || !arr.writeable())
-        throw py::type_error(where + ": expected " + name + " to be C-contiguous and writeable (it is updated in place)");
+    if (!arr.writeable())
+        throw py::type_error(where + ": expected " + name + " to be writeable (it is updated in place)");
+    if (!(arr.flags() & py::array::c_style))
+        throw py::type_error(where + ": expected " + name + " to be C-contiguous (it is updated in place)");
     ENGINE_CHECK(shape.empty() || shape_of(arr) == shape, where.c_str(), "expected ", name,
                  " of the parameter's shape ", shape_str(shape), ". Received: ", name, ".shape=",
                  shape_str(shape_of(arr)));
@@ -684,17 +686,17 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("sigmoid_cross_entropy_backward", &py_sigmoid_cross_entropy_backward, arg("dloss"), arg("logits"),
           arg("targets"), "dlogits = dloss * (sigmoid(z) - t)");
 
-    m.def("sgd_update", [](py::handle param, py::handle grad, py::handle velocity, float lr, float momentum,
-                           bool nesterov, float weight_decay) {
+    m.def("sgd_update", [](py::handle param, py::handle grad, py::handle velocity, double lr, double momentum,
+                           bool nesterov, double weight_decay) {
         const std::string where = "sgd_update";
         Update u = update_args(where, param, grad);
         float* vel = in_place(where, "velocity", velocity, u.shape, true);
         py::gil_scoped_release nogil;
         engine::sgd_update(u.param, u.grad.data(), vel, u.n, lr, momentum, nesterov, weight_decay);
-    }, arg("param"), arg("grad"), arg("velocity"), arg("lr"), arg("momentum") = 0.0f, arg("nesterov") = false,
-          arg("weight_decay") = 0.0f, "In place: param -= lr * grad, or the momentum / Nesterov form");
+    }, arg("param"), arg("grad"), arg("velocity"), arg("lr"), arg("momentum") = 0.0, arg("nesterov") = false,
+          arg("weight_decay") = 0.0, "In place: param -= lr * grad, or the momentum / Nesterov form");
     m.def("adam_update", [](py::handle param, py::handle grad, py::handle m_obj, py::handle v_obj, py::handle v_hat_obj,
-                            float lr, float beta_1, float beta_2, float epsilon, int64_t step, float weight_decay) {
+                            double lr, double beta_1, double beta_2, double epsilon, int64_t step, double weight_decay) {
         const std::string where = "adam_update";
         Update u = update_args(where, param, grad);
         float* m_ = in_place(where, "m", m_obj, u.shape, false);
@@ -704,10 +706,10 @@ PYBIND11_MODULE(_cpu, m) {
         py::gil_scoped_release nogil;
         engine::adam_update(u.param, u.grad.data(), m_, v_, v_hat, u.n, lr, beta_1, beta_2, epsilon, step, weight_decay);
     }, arg("param"), arg("grad"), arg("m"), arg("v"), arg("v_hat"), arg("lr"), arg("beta_1"), arg("beta_2"),
-          arg("epsilon"), arg("step"), arg("weight_decay") = 0.0f, "In place: one Adam (or AMSGrad) step");
+          arg("epsilon"), arg("step"), arg("weight_decay") = 0.0, "In place: one Adam (or AMSGrad) step");
     m.def("rmsprop_update", [](py::handle param, py::handle grad, py::handle velocity, py::handle average_grad,
-                               py::handle momentum_buf, float lr, float rho, float momentum, float epsilon,
-                               float weight_decay) {
+                               py::handle momentum_buf, double lr, double rho, double momentum, double epsilon,
+                               double weight_decay) {
         const std::string where = "rmsprop_update";
         Update u = update_args(where, param, grad);
         float* vel = in_place(where, "velocity", velocity, u.shape, false);
@@ -716,15 +718,15 @@ PYBIND11_MODULE(_cpu, m) {
         py::gil_scoped_release nogil;
         engine::rmsprop_update(u.param, u.grad.data(), vel, avg, mom, u.n, lr, rho, momentum, epsilon, weight_decay);
     }, arg("param"), arg("grad"), arg("velocity"), arg("average_grad"), arg("momentum_buf"), arg("lr"), arg("rho"),
-          arg("momentum"), arg("epsilon"), arg("weight_decay") = 0.0f, "In place: one RMSprop step");
-    m.def("adagrad_update", [](py::handle param, py::handle grad, py::handle accumulator, float lr, float epsilon,
-                               float weight_decay) {
+          arg("momentum"), arg("epsilon"), arg("weight_decay") = 0.0, "In place: one RMSprop step");
+    m.def("adagrad_update", [](py::handle param, py::handle grad, py::handle accumulator, double lr, double epsilon,
+                               double weight_decay) {
         const std::string where = "adagrad_update";
         Update u = update_args(where, param, grad);
         float* acc = in_place(where, "accumulator", accumulator, u.shape, false);
         py::gil_scoped_release nogil;
         engine::adagrad_update(u.param, u.grad.data(), acc, u.n, lr, epsilon, weight_decay);
-    }, arg("param"), arg("grad"), arg("accumulator"), arg("lr"), arg("epsilon"), arg("weight_decay") = 0.0f,
+    }, arg("param"), arg("grad"), arg("accumulator"), arg("lr"), arg("epsilon"), arg("weight_decay") = 0.0,
           "In place: one Adagrad step");
 
     py::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");

@@ -81,13 +81,14 @@ void sigmoid_cross_entropy_backward(float* dlogits, const float* dloss, const fl
                                     int64_t n);
 
 // optimizer.cpp: in-place updates of n parameter values and their slots (nullptr: slot not used).
-void sgd_update(float* param, const float* grad, float* velocity, int64_t n, float lr, float momentum,
-                bool nesterov, float weight_decay);
-void adam_update(float* param, const float* grad, float* m, float* v, float* v_hat, int64_t n, float lr,
-                 float beta_1, float beta_2, float epsilon, int64_t step, float weight_decay);
+// Hyperparameters are double: constants such as 1 - beta are formed in double, then rounded once.
+void sgd_update(float* param, const float* grad, float* velocity, int64_t n, double lr, double momentum,
+                bool nesterov, double weight_decay);
+void adam_update(float* param, const float* grad, float* m, float* v, float* v_hat, int64_t n, double lr,
+                 double beta_1, double beta_2, double epsilon, int64_t step, double weight_decay);
 void rmsprop_update(float* param, const float* grad, float* velocity, float* average_grad, float* momentum_buf,
-                    int64_t n, float lr, float rho, float momentum, float epsilon, float weight_decay);
-void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, float lr, float epsilon,
-                    float weight_decay);
+                    int64_t n, double lr, double rho, double momentum, double epsilon, double weight_decay);
+void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, double lr, double epsilon,
+                    double weight_decay);
 
 }  // namespace engine
