@@ -288,7 +288,10 @@ def softmax(x, axis=-1):
     x = convert_to_tensor(x)
     k = kernels(x.dtype)
     y = k.softmax_forward(x.data, axis)
-    return result(y, (x,), lambda g: (k.softmax_backward(g, y, axis),), "softmax")
+    out = result(y, (x,), lambda g: (k.softmax_backward(g, y, axis),), "softmax")
+    if axis in (-1, x.ndim - 1):
+        out._logits = x            # cross-entropy on these probabilities uses the logits instead (exact)
+    return out
 
 
 def log_softmax(x, axis=-1):
@@ -440,3 +443,84 @@ def take_index(x, index):
             np.add.at(dx, index, g)
         return (dx,)
     return result(y, (x,), backward, "getitem")
+
+
+# --------------------------------------------------------------------------------------------- cross-entropy
+# Keras 3's functions: per-sample losses (the last axis reduced), from probabilities or from logits.
+# From logits, and from the output of ops.softmax (whose logits are remembered), they run the fused
+# kernels of engine/ref/loss.py: no log of zero, no overflow at logits of 1e4, gradient probs - targets.
+
+_EPSILON = 1e-7                      # Keras' backend epsilon: probabilities are clipped to [eps, 1 - eps]
+
+
+def _softmax_logits(output):
+    return getattr(output, "_logits", None) if isinstance(output, Tensor) else None
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """-sum(target * log(softmax)) over the last axis.    target, output: (N, C) -> (N,)"""
+    output = convert_to_tensor(output)
+    target = np.asarray(to_array(target), dtype=output.dtype)
+    if target.shape != output.shape:
+        raise ValueError(f"categorical_crossentropy: expected target and output of one shape. "
+                         f"Received: target.shape={target.shape}, output.shape={output.shape}")
+    if axis not in (-1, output.ndim - 1):
+        raise ValueError(f"categorical_crossentropy: only the last axis holds classes. Received: axis={axis}")
+    logits = output if from_logits else _softmax_logits(output)
+    if logits is None:                                   # plain probabilities: clip, then log
+        p = clip(divide(output, sum(output, axis=-1, keepdims=True)), _EPSILON, 1 - _EPSILON)
+        return negative(sum(multiply(target, log(p)), axis=-1))
+    rows = reshape(logits, (-1, logits.shape[-1]))
+    t = target.reshape(rows.shape)
+    k = kernels(rows.dtype)
+    loss, probs = k.softmax_cross_entropy_forward(rows.data, t)
+    out = result(loss, (rows,), lambda g: (k.softmax_cross_entropy_backward(g, probs, t),), "softmax_cross_entropy")
+    return reshape(out, logits.shape[:-1])
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """-log(softmax[class]) with target holding class ids.    target: (N,) or (N, 1), output: (N, C) -> (N,)"""
+    output = convert_to_tensor(output)
+    labels = np.asarray(to_array(target))
+    if labels.ndim == output.ndim and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != output.shape[:-1]:
+        raise ValueError(f"sparse_categorical_crossentropy: expected target of shape {output.shape[:-1]} (one class "
+                         f"id per row of output). Received: target.shape={np.shape(to_array(target))}, "
+                         f"output.shape={output.shape}")
+    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+        raise ValueError("sparse_categorical_crossentropy: expected integer class ids in target. "
+                         "Received: fractional values")
+    labels = labels.astype(np.int64).reshape(-1)
+    num_classes = output.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"sparse_categorical_crossentropy: expected class ids in [0, {num_classes}). "
+                         f"Received: a class id of {bad}")
+    logits = output if from_logits else _softmax_logits(output)
+    if logits is None:
+        p = clip(reshape(output, (-1, num_classes)), _EPSILON, 1 - _EPSILON)
+        picked = take_index(p, (np.arange(len(labels)), labels))
+        return reshape(negative(log(picked)), output.shape[:-1])
+    rows = reshape(logits, (-1, num_classes))
+    k = kernels(rows.dtype)
+    loss, probs = k.sparse_softmax_cross_entropy_forward(rows.data, labels)
+    out = result(loss, (rows,), lambda g: (k.sparse_softmax_cross_entropy_backward(g, probs, labels),),
+                 "sparse_softmax_cross_entropy")
+    return reshape(out, output.shape[:-1])
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """-(t log p + (1 - t) log(1 - p)), element by element (not reduced).    target, output: same shape"""
+    output = convert_to_tensor(output)
+    target = np.asarray(to_array(target), dtype=output.dtype)
+    if target.shape != output.shape:
+        raise ValueError(f"binary_crossentropy: expected target and output of one shape. "
+                         f"Received: target.shape={target.shape}, output.shape={output.shape}")
+    if from_logits:
+        k = kernels(output.dtype)
+        loss = k.sigmoid_cross_entropy_forward(output.data, target)
+        return result(loss, (output,), lambda g: (k.sigmoid_cross_entropy_backward(g, output.data, target),),
+                      "sigmoid_cross_entropy")
+    p = clip(output, _EPSILON, 1 - _EPSILON)
+    return negative(add(multiply(target, log(p)), multiply(1 - target, log(subtract(1.0, p)))))

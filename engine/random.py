@@ -21,3 +21,19 @@ def set_seed(seed):
 def generator():
     """The engine's numpy.random.Generator (replaced by set_seed, so fetch it each time)."""
     return _generator
+
+
+def get_state():
+    """The generator's state as a JSON-friendly dict (BackupAndRestore saves it with each checkpoint)."""
+    return _generator.bit_generator.state
+
+
+def set_state(state):
+    """Continue the draws from a state returned by get_state()."""
+    global _generator
+    generator = np.random.default_rng()
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"random.set_state: expected a state from engine.random.get_state(). ({err})") from None
+    _generator = generator

@@ -66,16 +66,18 @@ class Tensor:
     Tensor(data, requires_grad=False, dtype=None): data is a number, nested lists or a NumPy array;
     it is copied and stored as float32 (or float64 if dtype says so)."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_op", "_logits", "__weakref__")
     __array_ufunc__ = None                       # numpy_array + tensor calls Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = _as_array(data, dtype)
         self.grad = None
         self.requires_grad = bool(requires_grad)
+        self.name = None
         self._parents = None
         self._backward = None
         self._op = None
+        self._logits = None
 
     # ---- array-like
     @property
@@ -127,8 +129,8 @@ class Tensor:
     def _wrap(data):
         """A leaf tensor around `data`, without copying or checking it."""
         t = Tensor.__new__(Tensor)
-        t.data, t.grad, t.requires_grad = data, None, False
-        t._parents = t._backward = t._op = None
+        t.data, t.grad, t.requires_grad, t.name = data, None, False, None
+        t._parents = t._backward = t._op = t._logits = None
         return t
 
     # ---- autograd

@@ -1,0 +1,196 @@
+"""The Layer base class: Keras 3's contract.
+
+    __init__(**kwargs)   check the hyperparameters (nothing is known about the input yet)
+    build(input_shape)   create the weights with add_weight, now that the input shape is known
+    call(inputs, training=None)   compute the output from Tensors, with engine.ops
+    get_config()         the constructor arguments, so Layer.from_config(config) rebuilds the layer
+
+Calling a layer (`layer(x)`) converts x to a Tensor, builds the layer on first use, runs call, and
+collects the activity regularization. Weights are Tensors with requires_grad=True, so a loss computed
+from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`.
+"""
+import inspect
+import re
+
+import numpy as np
+
+from .. import initializers, ops, regularizers
+from ..tensor import Tensor
+
+_name_counts = {}
+
+
+def _unique_name(prefix):
+    """'dense', then 'dense_1', 'dense_2', ... as Keras names layers."""
+    count = _name_counts.get(prefix, 0)
+    _name_counts[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def clear_session():
+    """Restart the automatic layer names ('dense', 'dense_1', ...)."""
+    _name_counts.clear()
+
+
+def _snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _shape_arg(where, value, name):
+    """A shape argument as a tuple of positive ints or None."""
+    if isinstance(value, int):
+        value = (value,)
+    try:
+        shape = tuple(value)
+    except TypeError:
+        raise ValueError(f"{where}: expected `{name}` to be a tuple of ints. Received: {name}={value!r}") from None
+    if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0) for d in shape):
+        raise ValueError(f"{where}: expected `{name}` to hold positive ints (or None). Received: {name}={value!r}")
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+class Layer:
+    """Base class of every layer. Subclass it and override build and call (and get_config when the
+    constructor takes arguments) to write your own."""
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
+                 activity_regularizer=None, **kwargs):
+        self.__dict__.setdefault("_sublayers", [])
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unrecognized keyword arguments: {sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{type(self).__name__}: expected `name` to be a non-empty string. Received: name={name!r}")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"{type(self).__name__}: only float32 layers are supported. Received: dtype={dtype!r}")
+        self.name = name or _unique_name(_snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._weights = []                       # (Tensor, regularizer) in creation order
+        self._losses = []                        # activity penalties from the latest call
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._input_shape_arg = None if input_shape is None else _shape_arg(type(self).__name__, input_shape,
+                                                                             "input_shape")
+
+    def __setattr__(self, key, value):
+        # Layers kept as attributes (in a subclassed Model, or a block of layers) are tracked, so their
+        # weights are this layer's weights too.
+        tracked = self.__dict__.setdefault("_sublayers", [])     # also before Layer.__init__ has run
+        items = value if isinstance(value, (list, tuple)) and key != "_sublayers" else (value,)
+        for item in items:
+            if isinstance(item, Layer) and item is not self and all(item is not t for t in tracked):
+                tracked.append(item)
+        object.__setattr__(self, key, value)
+
+    # ---- the contract
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, inputs, training=None):
+        raise NotImplementedError(f"{type(self).__name__}: a Layer subclass must implement call(inputs)")
+
+    def compute_output_shape(self, input_shape):
+        """The output shape for an input shape (batch dimension None); by default found by running the
+        layer once on a batch of one."""
+        from ..tensor import no_grad
+        batch = tuple(1 if d is None else d for d in input_shape)
+        with no_grad():
+            out = self(np.zeros(batch, dtype=np.float32), training=False)
+        return (None,) + tuple(out.shape[1:])
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ---- calling
+    def __call__(self, inputs, training=None, **kwargs):
+        x = inputs if isinstance(inputs, Tensor) else ops.convert_to_tensor(inputs)
+        if not self.built:
+            self._build_shape = tuple(x.shape)         # saved models rebuild from it
+            self.build(x.shape)
+            self.built = True
+        if self._accepts_training():
+            kwargs["training"] = training
+        out = self.call(x, **kwargs)
+        if self.activity_regularizer is not None:
+            self._losses = [self.activity_regularizer(out) / max(1, out.shape[0] if out.ndim else 1)]
+        return out
+
+    def _accepts_training(self):
+        cached = type(self).__dict__.get("_call_takes_training")
+        if cached is None:
+            params = inspect.signature(self.call).parameters
+            cached = "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+            setattr(type(self), "_call_takes_training", cached)
+        return cached
+
+    # ---- weights
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
+                   name=None):
+        """Create a weight Tensor of `shape`, drawn by `initializer`; trainable weights require gradients."""
+        shape = () if shape is None else _shape_arg(f"{type(self).__name__}.add_weight", shape, "shape")
+        value = initializers.get(initializer)(shape, dtype="float32")
+        weight = Tensor._wrap(np.ascontiguousarray(value, dtype=np.float32))
+        weight.requires_grad = bool(trainable)
+        weight.name = f"{self.name}/{name or 'weight'}"     # shown in error messages and saved files
+        self._weights.append((weight, regularizers.get(regularizer), bool(trainable)))
+        return weight
+
+    @property
+    def weights(self):
+        """Every weight of this layer and the layers it holds, in creation order."""
+        own = [w for w, _, _ in self._weights]
+        return own + [w for layer in self._sublayers for w in layer.weights if all(w is not o for o in own)]
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        own = [w for w, _, trainable in self._weights if trainable]
+        return own + [w for layer in self._sublayers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = self.trainable_weights
+        return [w for w in self.weights if all(w is not t for t in trainable)]
+
+    @property
+    def losses(self):
+        """Regularization penalties: weight regularizers of trainable weights and the activity
+        regularization of the latest call, for this layer and the ones it holds."""
+        out = [reg(w) for w, reg, _ in self._weights if reg is not None and self.trainable]
+        out += self._losses
+        for layer in self._sublayers:
+            out += layer.losses
+        return out
+
+    def get_weights(self):
+        """Copies of the weights as NumPy arrays, in Keras order (Dense: [kernel, bias])."""
+        return [w.data.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Load NumPy arrays into the weights, in get_weights() order; shapes must match."""
+        current = self.weights
+        if len(weights) != len(current):
+            raise ValueError(f"{self.name}: set_weights expected a list of {len(current)} arrays. "
+                             f"Received: {len(weights)} arrays")
+        arrays = [np.asarray(w) for w in weights]
+        for w, a in zip(current, arrays):
+            if a.shape != w.shape:
+                raise ValueError(f"{self.name}: set_weights expected an array of shape {w.shape} for weight "
+                                 f"'{w.name}'. Received: shape={a.shape}")
+        for w, a in zip(current, arrays):
+            np.copyto(w.data, a, casting="unsafe")          # in place: optimizers keep tracking it
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -1,0 +1,205 @@
+"""Core layers: Input, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten.
+Shapes: N batch, D input features, U units."""
+import numpy as np
+
+from .. import activations, initializers, ops, random, regularizers
+from .base import Layer, _shape_arg
+
+
+class InputLayer(Layer):
+    """Declares the input shape (without the batch dimension) at the start of a Sequential model."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
+        if shape is None:
+            raise ValueError("InputLayer: expected `shape`, the input shape without the batch dimension "
+                             "(for example shape=(8,)). Received: shape=None")
+        super().__init__(name=name, input_shape=_shape_arg("InputLayer", shape, "shape"), **kwargs)
+        self.shape = self._input_shape_arg
+        self.batch_size = batch_size
+
+    def call(self, inputs):
+        return inputs
+
+    def get_config(self):
+        return {"name": self.name, "shape": list(self.shape), "batch_size": self.batch_size}
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None):
+    """The input of a model, as in `Sequential([Input(shape=(8,)), Dense(4)])`."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
+
+
+class Dense(Layer):
+    """Fully connected layer: y = activation(x @ kernel + bias).    Input (..., D) -> output (..., U).
+
+    kernel (D, U) and bias (U,) are stored in Keras' layout, so weights move between Keras and engine."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense: `units` must be a positive int. Received: units={units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"Dense '{self.name}': expected an input of shape (batch, ..., features) with a known "
+                             f"feature size. Received: input_shape={tuple(input_shape)}")
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")     # (D, U)
+        self.bias = self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                    name="bias") if self.use_bias else None                  # (U,)
+        self.built = True
+
+    def call(self, inputs):
+        if inputs.ndim < 2 or inputs.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"Dense '{self.name}': expected input with last dimension {self.kernel.shape[0]} "
+                             f"(the layer was built for it). Received: input.shape={inputs.shape}")
+        y = ops.matmul(inputs, self.kernel)                              # (..., U)
+        if self.bias is not None:
+            y = ops.bias_add(y, self.bias)
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+
+
+class Activation(Layer):
+    """Applies an activation function: Activation('relu')."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs):
+        return self.activation(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class ReLU(Layer):
+    """max(x, 0), with Keras' options: x < threshold gives negative_slope * (x - threshold); the output is
+    capped at max_value."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None and max_value < 0:
+            raise ValueError(f"ReLU: expected max_value >= 0 or None. Received: max_value={max_value}")
+        if negative_slope < 0:
+            raise ValueError(f"ReLU: expected negative_slope >= 0. Received: negative_slope={negative_slope}")
+        self.max_value, self.negative_slope, self.threshold = max_value, float(negative_slope), float(threshold)
+
+    def call(self, inputs):
+        x = inputs - self.threshold if self.threshold else inputs
+        if self.negative_slope:
+            y = ops.leaky_relu(x, self.negative_slope)
+        else:
+            y = ops.relu(x)
+        if self.threshold:
+            y = ops.where(inputs.data >= self.threshold, inputs, y)
+        if self.max_value is not None:
+            y = ops.minimum(y, float(self.max_value))
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
+
+
+class LeakyReLU(Layer):
+    """x if x > 0 else negative_slope * x (Keras' default slope for this layer is 0.3)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        if negative_slope < 0:
+            raise ValueError(f"LeakyReLU: expected negative_slope >= 0. Received: negative_slope={negative_slope}")
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs):
+        return ops.leaky_relu(inputs, self.negative_slope)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class Softmax(Layer):
+    """softmax along axis (the last by default)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, inputs):
+        return ops.softmax(inputs, self.axis)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+class Dropout(Layer):
+    """During training, zero each input with probability `rate` and scale the rest by 1 / (1 - rate),
+    so the expected value is unchanged; at inference, pass the input through."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout: expected `rate` in [0, 1). Received: rate={rate!r}")
+        self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return inputs
+        shape = inputs.shape if self.noise_shape is None else tuple(
+            n if s is None else s for n, s in zip(inputs.shape, self.noise_shape))
+        rng = self._rng or random.generator()
+        keep = (rng.random(shape) >= self.rate).astype(np.float32) / np.float32(1 - self.rate)
+        return inputs * keep
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def call(self, inputs):
+        if inputs.ndim < 1:
+            raise ValueError(f"Flatten '{self.name}': expected an input with a batch dimension. "
+                             f"Received: input.shape={inputs.shape}")
+        return ops.reshape(inputs, (inputs.shape[0], -1))
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest)))

@@ -1,0 +1,474 @@
+"""engine.models: Sequential, Model (subclass it and write call), and the Keras training workflow:
+compile, fit, evaluate, predict, train_on_batch, test_on_batch, summary, save and load.
+
+    model = Sequential([Input(shape=(8,)), Dense(15, activation='relu'), Dense(1)])
+    model.compile(optimizer='adam', loss='mse', metrics=['mse'])
+    history = model.fit(X, y, validation_split=0.25, epochs=100)
+
+One training step (Model.train_step): forward pass with training=True, loss plus regularization
+penalties, loss.backward() (autograd fills every weight's .grad), the optimizer's fused in-place update,
+then the gradients are cleared and the metrics updated.
+"""
+import math
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from . import random
+from .layers.base import Layer
+from .layers.core import InputLayer
+from .saving import load_model  # noqa: F401  (engine.models.load_model, as keras.models.load_model)
+from .tensor import Tensor, no_grad
+
+_VERBOSE = (0, 1, 2, "auto")
+
+
+# --------------------------------------------------------------------------------------------- data checks
+
+
+def _as_array(where, name, data, float32=True):
+    """Inputs as NumPy arrays: floats become float32; integer labels stay integers."""
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        arr = np.asarray(data)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{where}: expected {name} to be a NumPy array or nested lists of numbers. "
+                        f"Received: {type(data).__name__} ({err})") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{where}: expected {name} to hold numbers. Received: {name}.dtype={arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{where}: expected {name} with a batch dimension. Received: {name}.shape=()")
+    if arr.dtype.kind == "f" or (float32 and arr.dtype.kind in "ub"):
+        arr = arr.astype(np.float32, copy=False)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        first = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)))[0][0])
+        raise ValueError(f"{where}: expected finite values in {name}. Received: NaN or infinity in {name}, "
+                         f"first at sample {first}")
+    return arr
+
+
+def _check_int(where, name, value, low, allow_none=False):
+    if allow_none and value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{where}: expected `{name}` to be an int >= {low}. Received: {name}={value!r}")
+    return int(value)
+
+
+def _xy(where, x, y, sample_weight=None, y_required=True):
+    """x (float32), y and sample weights as arrays of one length, checked before anything changes."""
+    if x is None:
+        raise ValueError(f"{where}: expected `x`, the inputs. Received: x=None")
+    x = _as_array(where, "x", x)
+    if y is None:
+        if y_required:
+            raise ValueError(f"{where}: expected `y`, the targets, for a compiled loss. Received: y=None")
+    else:
+        y = _as_array(where, "y", y, float32=False)
+        if len(y) != len(x):
+            raise ValueError(f"{where}: expected x and y with the same number of samples. "
+                             f"Received: len(x)={len(x)}, len(y)={len(y)}")
+    if sample_weight is not None:
+        sample_weight = _as_array(where, "sample_weight", sample_weight)
+        if sample_weight.shape != (len(x),):
+            raise ValueError(f"{where}: expected sample_weight of shape ({len(x)},), one weight per sample. "
+                             f"Received: sample_weight.shape={sample_weight.shape}")
+    return x, y, sample_weight
+
+
+def _batches(n, batch_size, order=None):
+    """Index arrays (or slices, in order) of consecutive batches covering n samples."""
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        yield slice(start, stop) if order is None else order[start:stop]
+
+
+# --------------------------------------------------------------------------------------------- Model
+
+
+class Model(Layer):
+    """A layer that can be trained. Subclass it, create layers in __init__ and use them in call:
+
+        class TwoLayer(Model):
+            def __init__(self):
+                super().__init__()
+                self.hidden = Dense(16, activation='relu')
+                self.out = Dense(1)
+            def call(self, x, training=None):
+                return self.out(self.hidden(x))
+    """
+
+    def __init__(self, name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._compile_config = None
+        self._metrics = None
+        self._metric_ids = []
+
+    # ---- compile
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Choose the optimizer, the loss and the metrics: names ('adam', 'mse', ['accuracy']) or objects."""
+        if loss_weights is not None or weighted_metrics is not None:
+            raise ValueError("compile: loss_weights and weighted_metrics apply to models with several outputs, "
+                             "which engine does not have yet. Received: a value that is not None")
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: expected `metrics` to be a list. Received: metrics={metrics!r}")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = None if loss is None else losses_module.get(loss)
+        self._metric_ids = list(metrics or [])
+        for identifier in self._metric_ids:           # unknown names fail now, not in the first step
+            metrics_module.check(identifier)
+        self._metrics = None                          # resolved on the first batch ('accuracy' needs shapes)
+        self.compiled = True
+        self._compile_config = {"optimizer": optimizers_module.serialize(self.optimizer),
+                                "loss": None if self.loss is None else losses_module.serialize(self.loss),
+                                "metrics": [metrics_module.serialize_id(m) for m in self._metric_ids]}
+
+    def _require_compiled(self, where):
+        if not self.compiled:
+            raise RuntimeError(f"{where}: the model must be compiled first: call model.compile(optimizer, loss)")
+        if self.loss is None:
+            raise ValueError(f"{where}: expected a loss. Call model.compile(..., loss='mse') (or another loss)")
+
+    def _resolve_metrics(self, y, y_pred):
+        if self._metrics is None:
+            self._loss_tracker = metrics_module.Mean(name="loss")
+            self._metrics = [metrics_module.get(m, loss=self.loss, y_true=y, y_pred=y_pred)
+                             for m in self._metric_ids]
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self._metrics or []]
+
+    def _reset_metrics(self):
+        if self._metrics is not None:
+            self._loss_tracker.reset_state()
+            for m in self._metrics:
+                m.reset_state()
+
+    def _logs(self):
+        logs = {"loss": self._loss_tracker.result()}
+        for m in self._metrics:
+            logs[m.name] = m.result()
+        return logs
+
+    # ---- one step
+    def compute_loss(self, y, y_pred, sample_weight=None):
+        """The compiled loss plus every regularization penalty of the model."""
+        loss = self.loss(y, y_pred, sample_weight)
+        for penalty in self.losses:
+            loss = loss + penalty
+        return loss
+
+    def train_step(self, x, y, sample_weight=None):
+        """Forward, loss, backward, optimizer update, metrics. x, y, sample_weight: one batch of arrays."""
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y, y_pred, sample_weight)
+        loss.backward()
+        variables = self.trainable_weights
+        self.optimizer.apply([None if v.grad is None else v.grad.data for v in variables], variables)
+        for v in variables:
+            v.grad = None
+        self._update_metrics(y, y_pred.data, loss.item(), len(x), sample_weight)
+
+    def test_step(self, x, y, sample_weight=None):
+        with no_grad():
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(y, y_pred, sample_weight)
+        self._update_metrics(y, y_pred.data, loss.item(), len(x), sample_weight)
+
+    def _update_metrics(self, y, y_pred, loss, count, sample_weight):
+        self._resolve_metrics(y, y_pred)
+        self._loss_tracker.update_state(loss, sample_weight=count)
+        for m in self._metrics:
+            m.update_state(y, y_pred, sample_weight)
+
+    # ---- fit / evaluate / predict
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` passes over (x, y) in batches of `batch_size` (32 by default); returns a History
+        whose .history maps 'loss', each metric and their 'val_' twins to one value per epoch.
+
+        validation_split=f holds out the *last* fraction f of the samples, taken before any shuffling (as
+        Keras does), and evaluates on them after every epoch. shuffle=True reorders the training samples
+        every epoch, with the engine's generator (engine.set_seed makes runs repeat exactly)."""
+        where = "fit"
+        self._require_compiled(where)
+        x, y, sample_weight = _xy(where, x, y, sample_weight)
+        batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
+        epochs = _check_int(where, "epochs", epochs, 0)
+        initial_epoch = _check_int(where, "initial_epoch", initial_epoch, 0)
+        steps_per_epoch = _check_int(where, "steps_per_epoch", steps_per_epoch, 1, allow_none=True)
+        validation_freq = _check_int(where, "validation_freq", validation_freq, 1)
+        if verbose not in _VERBOSE:
+            raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
+        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+            raise ValueError(f"{where}: expected validation_split in [0, 1). Received: validation_split={validation_split!r}")
+        if class_weight is not None:
+            sample_weight = self._class_weights(where, class_weight, y, sample_weight)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"{where}: expected validation_data=(x_val, y_val) or (x_val, y_val, "
+                                 f"sample_weight_val). Received: {type(validation_data).__name__}")
+            val = _xy(f"{where} (validation_data)", *validation_data)
+        elif validation_split > 0:
+            split_at = int(math.ceil(len(x) * (1.0 - validation_split)))   # the last samples, before shuffling
+            if split_at == 0 or split_at == len(x):
+                raise ValueError(f"{where}: validation_split={validation_split} leaves no samples for "
+                                 f"{'training' if split_at == 0 else 'validation'} out of {len(x)}")
+            val = (x[split_at:], y[split_at:], None if sample_weight is None else sample_weight[split_at:])
+            x, y = x[:split_at], y[:split_at]
+            sample_weight = None if sample_weight is None else sample_weight[:split_at]
+        if self._input_shape_arg is None and not self.built:
+            self._input_shape_arg = tuple(x.shape[1:])
+
+        n = len(x)
+        steps = math.ceil(n / batch_size) if steps_per_epoch is None else min(steps_per_epoch, math.ceil(n / batch_size))
+        verbose = 1 if verbose == "auto" else verbose
+        history = callbacks_module.History()
+        extra = [callbacks_module.ProgbarLogger(verbose)] if verbose else []
+        cbs = callbacks_module.CallbackList(list(callbacks or []) + extra + [history], self,
+                                            {"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        self.history = history
+        self._initial_epoch = initial_epoch            # BackupAndRestore moves it forward when it resumes
+        cbs.on_train_begin({})
+        epoch_logs = {}
+        for epoch in range(self._initial_epoch, epochs):
+            self._reset_metrics()
+            cbs.on_epoch_begin(epoch, {})
+            order = random.generator().permutation(n) if shuffle else None
+            logs = {}
+            for step, index in enumerate(_batches(n, batch_size, order)):
+                if step >= steps:
+                    break
+                cbs.on_train_batch_begin(step, {})
+                self.train_step(x[index], y[index], None if sample_weight is None else sample_weight[index])
+                logs = self._logs()
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs) if logs else {"loss": float("nan")}
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                cbs.on_test_begin({})
+                val_logs = self._evaluate_arrays(*val, validation_batch_size or batch_size, validation_steps, cbs)
+                cbs.on_test_end(val_logs)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(epoch_logs)
+        return history
+
+    def _class_weights(self, where, class_weight, y, sample_weight):
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{where}: expected class_weight to be a dict {{class id: weight}}. "
+                            f"Received: {type(class_weight).__name__}")
+        labels = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(len(y), -1)[:, 0].astype(np.int64)
+        missing = sorted(set(np.unique(labels).tolist()) - set(class_weight))
+        if missing:
+            raise ValueError(f"{where}: expected a class_weight entry for every class in y. Missing: {missing}")
+        weights = np.array([class_weight[int(c)] for c in labels], dtype=np.float32)
+        return weights if sample_weight is None else weights * sample_weight
+
+    def _evaluate_arrays(self, x, y, sample_weight, batch_size, steps=None, callbacks=None):
+        self._reset_metrics()
+        for step, index in enumerate(_batches(len(x), batch_size)):
+            if steps is not None and step >= steps:
+                break
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step, {})
+            self.test_step(x[index], y[index], None if sample_weight is None else sample_weight[index])
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step, self._logs())
+        if self._metrics is None:                     # no samples at all
+            return {name: float("nan") for name in ["loss"] + [str(m) for m in self._metric_ids]}
+        return self._logs()
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """The loss (and metrics) over (x, y): the loss alone, or [loss, *metrics] as Keras returns them,
+        or a dict with return_dict=True."""
+        where = "evaluate"
+        self._require_compiled(where)
+        x, y, sample_weight = _xy(where, x, y, sample_weight)
+        batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
+        if verbose not in _VERBOSE:
+            raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
+        cbs = callbacks_module.CallbackList(list(callbacks or []), self, {"steps": math.ceil(len(x) / batch_size)})
+        cbs.on_test_begin({})
+        logs = self._evaluate_arrays(x, y, sample_weight, batch_size, steps, cbs)
+        cbs.on_test_end(logs)
+        if verbose in (1, 2, "auto"):
+            print(f"{math.ceil(len(x) / batch_size)} steps" + "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for x, as a NumPy array, computed in batches without recording gradients."""
+        where = "predict"
+        x = _as_array(where, "x", x)
+        batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
+        cbs = callbacks_module.CallbackList(list(callbacks or []), self, {"steps": math.ceil(len(x) / batch_size)})
+        cbs.on_predict_begin({})
+        outputs = []
+        with no_grad():
+            if len(x) == 0:
+                outputs.append(self(x, training=False).data)
+            for step, index in enumerate(_batches(len(x), batch_size)):
+                if steps is not None and step >= steps:
+                    break
+                cbs.on_predict_batch_begin(step, {})
+                outputs.append(self(x[index], training=False).data)
+                cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        cbs.on_predict_end({})
+        return np.concatenate(outputs, axis=0)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on exactly this batch; returns the loss (and metrics) of the batch."""
+        self._require_compiled("train_on_batch")
+        x, y, sample_weight = _xy("train_on_batch", x, y, sample_weight)
+        if class_weight is not None:
+            sample_weight = self._class_weights("train_on_batch", class_weight, y, sample_weight)
+        self._reset_metrics()
+        self.train_step(x, y, sample_weight)
+        return self._batch_result(return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """The loss (and metrics) on this batch, without training."""
+        self._require_compiled("test_on_batch")
+        x, y, sample_weight = _xy("test_on_batch", x, y, sample_weight)
+        self._reset_metrics()
+        self.test_step(x, y, sample_weight)
+        return self._batch_result(return_dict)
+
+    def predict_on_batch(self, x):
+        with no_grad():
+            return self(_as_array("predict_on_batch", "x", x), training=False).data
+
+    def _batch_result(self, return_dict):
+        logs = self._logs()
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # ---- inspection
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
+                layer_range=None):
+        """Print a Keras-style table: each layer, its output shape and its parameter count; then totals."""
+        from ._summary import summary_lines
+        lines = summary_lines(self, line_length or 78, show_trainable)
+        for line in lines:
+            (print_fn or print)(line)
+
+    # ---- saving (engine/saving.py holds the file format)
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights, optimizer state and compile settings to one file (a zip of JSON and
+        raw arrays; never pickle). Load it with engine.models.load_model(filepath)."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights alone (model.load_weights restores them into the same architecture)."""
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from . import saving
+        saving.load_weights(self, filepath)
+
+
+# --------------------------------------------------------------------------------------------- Sequential
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next: Sequential([Dense(15, activation='relu', input_shape=(8,)),
+    Dense(1)]) or model.add(layer) one at a time."""
+
+    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self._layers = []
+        for layer in layers or []:
+            self.add(layer)
+
+    @property
+    def layers(self):
+        """The layers, without the InputLayer (as in Keras)."""
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    def add(self, layer):
+        """Append a layer to the stack."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a Layer instance. Received: {type(layer).__name__}")
+        if isinstance(layer, InputLayer) and self._layers:
+            raise ValueError("Sequential.add: an InputLayer can only be the first layer")
+        if self._input_shape_arg is None and layer._input_shape_arg is not None and not self.layers:
+            self._input_shape_arg = layer._input_shape_arg
+        self._layers.append(layer)
+        self._sublayers.append(layer)
+        self.built = False
+        if self._input_shape_arg is not None:        # as Keras: with a known input shape, weights exist now
+            self.build()
+
+    def pop(self):
+        """Remove the last layer and return it."""
+        if not self.layers:
+            raise ValueError("Sequential.pop: the model has no layers to remove")
+        layer = self._layers.pop()
+        self._sublayers.remove(layer)
+        return layer
+
+    def build(self, input_shape=None):
+        shape = tuple(input_shape) if input_shape is not None else (None,) + tuple(self._input_shape_arg or ())
+        if input_shape is None and self._input_shape_arg is None:
+            raise ValueError("Sequential.build: the input shape is unknown. Give the first layer input_shape=..., "
+                             "start with Input(shape=...), or call the model on data")
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+                layer.built = True
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = inputs
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def __call__(self, inputs, training=None, **kwargs):
+        if not self.layers:
+            raise ValueError("Sequential: the model has no layers. Add some with model.add(Dense(...))")
+        return super().__call__(inputs, training=training, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild from get_config(): each layer entry {'class_name', 'config'} becomes a layer again."""
+        from .saving import deserialize_layer
+        config = dict(config)
+        layers = [layer if isinstance(layer, Layer) else deserialize_layer(layer, custom_objects, "Sequential.from_config")
+                  for layer in config.pop("layers", [])]
+        input_shape = config.pop("input_shape", None)
+        model = cls(layers=layers, **config)
+        if input_shape is not None and model._input_shape_arg is None:
+            model._input_shape_arg = tuple(input_shape)
+        return model
+
+    def get_config(self):
+        layers = [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._layers]
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "input_shape": None if self._input_shape_arg is None else list(self._input_shape_arg)}
