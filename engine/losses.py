@@ -11,6 +11,7 @@ Cross-entropies run on fused kernels (engine.ops.categorical_crossentropy and fr
 import numpy as np
 
 from . import ops
+from .layers.base import _snake_case
 
 _REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
 
@@ -25,6 +26,18 @@ def match_rank(y_true, y_pred, where):
         raise ValueError(f"{where}: expected y_true and y_pred of one shape. Received: y_true.shape={y_true.shape}, "
                          f"y_pred.shape={y_pred.shape}")
     return np.asarray(y_true, dtype=y_pred.dtype)
+
+
+def weights_like(sample_weight, shape, dtype):
+    """Sample weights shaped to multiply per-sample values of `shape`: trailing size-1 axes dropped ((N, 1) ->
+    (N,)), then trailing axes added to broadcast ((N,) against (N, T))."""
+    w = np.asarray(ops.to_array(sample_weight), dtype=dtype)
+    while w.ndim > len(shape) and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim > len(shape) or w.shape != tuple(shape[:w.ndim]):
+        raise ValueError(f"losses: expected sample_weight of shape {tuple(shape[:1])} (one weight per sample). "
+                         f"Received: sample_weight.shape={np.shape(sample_weight)}")
+    return w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
 
 
 # ---- per-sample functions (Keras names): y_true array, y_pred Tensor -> Tensor of shape y_pred.shape[:-1]
@@ -84,7 +97,7 @@ class Loss:
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: expected reduction in {_REDUCTIONS}. Received: reduction={reduction!r}")
-        self.name = name or _snake(type(self).__name__)
+        self.name = name or _snake_case(type(self).__name__)
         self.reduction = reduction
 
     def call(self, y_true, y_pred):
@@ -93,9 +106,7 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None):
         values = self.call(y_true, ops.convert_to_tensor(y_pred))           # (N,) or (N, T, ...)
         if sample_weight is not None:
-            w = np.asarray(ops.to_array(sample_weight), dtype=values.dtype)
-            w = w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
-            values = values * w
+            values = values * weights_like(sample_weight, values.shape, values.dtype)
         if self.reduction in ("none", None):
             return values
         total = ops.sum(values)
@@ -109,11 +120,6 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def _snake(name):
-    import re
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class MeanSquaredError(Loss):

@@ -9,7 +9,7 @@ for one-hot labels.
 """
 import numpy as np
 
-from .losses import match_rank
+from .losses import match_rank, weights_like
 
 
 class Metric:
@@ -44,8 +44,7 @@ class Mean(Metric):
             self.total += float(values.sum())
             self.count += values.size
         else:
-            w = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), values.shape) if values.ndim else \
-                np.asarray(sample_weight, dtype=np.float64)
+            w = np.broadcast_to(weights_like(sample_weight, values.shape, np.float64), values.shape)
             self.total += float((values * w).sum())
             self.count += float(w.sum())
 
@@ -93,24 +92,33 @@ def _clipped(p):
     return np.clip(p, 1e-7, 1 - 1e-7)
 
 
-def binary_crossentropy(y_true, y_pred):
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     t, p = _match(y_true, y_pred)
+    t = t * (1 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:                                  # max(z, 0) - z t + log(1 + e^-|z|): no overflow
+        return np.mean(np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p))), axis=-1)
     p = _clipped(p)
     return -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p), axis=-1)
 
 
-def categorical_crossentropy(y_true, y_pred):
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
     t, p = _match(y_true, y_pred)
-    p = _clipped(p / p.sum(axis=-1, keepdims=True))
-    return -np.sum(t * np.log(p), axis=-1)
+    t = t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
+    log_p = _log_softmax(p) if from_logits else np.log(_clipped(p / p.sum(axis=-1, keepdims=True)))
+    return -np.sum(t * log_p, axis=-1)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred):
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
     labels, p = np.asarray(y_true), np.asarray(y_pred, dtype=np.float64)
     if labels.ndim == p.ndim and labels.shape[-1] == 1:
         labels = labels[..., 0]
-    picked = np.take_along_axis(_clipped(p), labels.astype(np.int64)[..., None], axis=-1)[..., 0]
-    return -np.log(picked)
+    log_p = _log_softmax(p) if from_logits else np.log(_clipped(p))
+    return -np.take_along_axis(log_p, labels.astype(np.int64)[..., None], axis=-1)[..., 0]
 
 
 class MeanMetricWrapper(Mean):
@@ -137,13 +145,36 @@ CategoricalAccuracy = _wrapper("CategoricalAccuracy", categorical_accuracy, "cat
                                "How often argmax(y_pred) equals argmax(y_true) (one-hot labels).")
 SparseCategoricalAccuracy = _wrapper("SparseCategoricalAccuracy", sparse_categorical_accuracy,
                                      "sparse_categorical_accuracy", "How often argmax(y_pred) equals the class id.")
-BinaryCrossentropy = _wrapper("BinaryCrossentropy", binary_crossentropy, "binary_crossentropy",
-                              "Mean binary cross-entropy of probabilities.")
-CategoricalCrossentropy = _wrapper("CategoricalCrossentropy", categorical_crossentropy, "categorical_crossentropy",
-                                   "Mean categorical cross-entropy of probabilities.")
-SparseCategoricalCrossentropy = _wrapper("SparseCategoricalCrossentropy", sparse_categorical_crossentropy,
-                                         "sparse_categorical_crossentropy",
-                                         "Mean sparse categorical cross-entropy of probabilities.")
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    """Mean binary cross-entropy (from probabilities, or logits with from_logits=True)."""
+
+    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0.0):
+        super().__init__(binary_crossentropy, name=name, from_logits=from_logits, label_smoothing=label_smoothing)
+
+    def get_config(self):
+        return {"name": self.name, **self.fn_kwargs}
+
+
+class CategoricalCrossentropy(MeanMetricWrapper):
+    """Mean categorical cross-entropy of one-hot labels (from probabilities, or logits)."""
+
+    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False, label_smoothing=0.0):
+        super().__init__(categorical_crossentropy, name=name, from_logits=from_logits, label_smoothing=label_smoothing)
+
+    def get_config(self):
+        return {"name": self.name, **self.fn_kwargs}
+
+
+class SparseCategoricalCrossentropy(MeanMetricWrapper):
+    """Mean categorical cross-entropy of class-id labels (from probabilities, or logits)."""
+
+    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False):
+        super().__init__(sparse_categorical_crossentropy, name=name, from_logits=from_logits)
+
+    def get_config(self):
+        return {"name": self.name, **self.fn_kwargs}
 
 
 class BinaryAccuracy(MeanMetricWrapper):

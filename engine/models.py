@@ -10,6 +10,7 @@ penalties, loss.backward() (autograd fills every weight's .grad), the optimizer'
 then the gradients are cleared and the metrics updated.
 """
 import math
+import time
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import random
+from .callbacks.base import progress_line
 from .layers.base import Layer
 from .layers.core import InputLayer
 from .saving import load_model  # noqa: F401  (engine.models.load_model, as keras.models.load_model)
@@ -112,26 +114,34 @@ class Model(Layer):
         self._compile_config = None
         self._metrics = None
         self._metric_ids = []
+        self._weighted_ids = []
 
     # ---- compile
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        """Choose the optimizer, the loss and the metrics: names ('adam', 'mse', ['accuracy']) or objects."""
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("compile: loss_weights and weighted_metrics apply to models with several outputs, "
-                             "which engine does not have yet. Received: a value that is not None")
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"compile: expected `metrics` to be a list. Received: metrics={metrics!r}")
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = None if loss is None else losses_module.get(loss)
-        self._metric_ids = list(metrics or [])
-        for identifier in self._metric_ids:           # unknown names fail now, not in the first step
+        """Choose the optimizer, the loss and the metrics: names ('adam', 'mse', ['accuracy']) or objects.
+        `metrics` ignore sample weights; `weighted_metrics` use them (as in Keras). Everything is checked
+        before anything changes, so a failed compile leaves the model as it was."""
+        if loss_weights is not None:
+            raise ValueError("compile: loss_weights apply to models with several outputs, which engine does not "
+                             f"have yet. Received: loss_weights={loss_weights!r}")
+        for name, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value is not None and not isinstance(value, (list, tuple)):
+                raise TypeError(f"compile: expected `{name}` to be a list. Received: {name}={value!r}")
+        metric_ids, weighted_ids = list(metrics or []), list(weighted_metrics or [])
+        for identifier in metric_ids + weighted_ids:     # unknown names fail now, not in the first step
             metrics_module.check(identifier)
+        new_optimizer = optimizers_module.get(optimizer)
+        new_loss = None if loss is None else losses_module.get(loss)
+        compile_config = {"optimizer": optimizers_module.serialize(new_optimizer),
+                          "loss": None if new_loss is None else losses_module.serialize(new_loss),
+                          "metrics": [metrics_module.serialize_id(m) for m in metric_ids],
+                          "weighted_metrics": [metrics_module.serialize_id(m) for m in weighted_ids]}
+        self.optimizer, self.loss = new_optimizer, new_loss
+        self._metric_ids, self._weighted_ids = metric_ids, weighted_ids
         self._metrics = None                          # resolved on the first batch ('accuracy' needs shapes)
         self.compiled = True
-        self._compile_config = {"optimizer": optimizers_module.serialize(self.optimizer),
-                                "loss": None if self.loss is None else losses_module.serialize(self.loss),
-                                "metrics": [metrics_module.serialize_id(m) for m in self._metric_ids]}
+        self._compile_config = compile_config
 
     def _require_compiled(self, where):
         if not self.compiled:
@@ -142,8 +152,10 @@ class Model(Layer):
     def _resolve_metrics(self, y, y_pred):
         if self._metrics is None:
             self._loss_tracker = metrics_module.Mean(name="loss")
-            self._metrics = [metrics_module.get(m, loss=self.loss, y_true=y, y_pred=y_pred)
-                             for m in self._metric_ids]
+            resolve = lambda ids: [metrics_module.get(m, loss=self.loss, y_true=y, y_pred=y_pred) for m in ids]  # noqa
+            unweighted, weighted = resolve(self._metric_ids), resolve(self._weighted_ids)
+            self._metrics = unweighted + weighted
+            self._metric_weighted = [False] * len(unweighted) + [True] * len(weighted)
 
     @property
     def metrics_names(self):
@@ -189,8 +201,8 @@ class Model(Layer):
     def _update_metrics(self, y, y_pred, loss, count, sample_weight):
         self._resolve_metrics(y, y_pred)
         self._loss_tracker.update_state(loss, sample_weight=count)
-        for m in self._metrics:
-            m.update_state(y, y_pred, sample_weight)
+        for m, weighted in zip(self._metrics, self._metric_weighted):
+            m.update_state(y, y_pred, sample_weight if weighted else None)
 
     # ---- fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -222,8 +234,12 @@ class Model(Layer):
                 raise ValueError(f"{where}: expected validation_data=(x_val, y_val) or (x_val, y_val, "
                                  f"sample_weight_val). Received: {type(validation_data).__name__}")
             val = _xy(f"{where} (validation_data)", *validation_data)
+            for name, train, held_out in (("x", x, val[0]), ("y", y, val[1])):
+                if held_out.shape[1:] != train.shape[1:]:
+                    raise ValueError(f"{where}: expected validation_data's {name} with the sample shape of {name}, "
+                                     f"{train.shape[1:]}. Received: {held_out.shape[1:]}")
         elif validation_split > 0:
-            split_at = int(math.ceil(len(x) * (1.0 - validation_split)))   # the last samples, before shuffling
+            split_at = int(math.floor(len(x) * (1.0 - validation_split)))  # the last samples, before shuffling
             if split_at == 0 or split_at == len(x):
                 raise ValueError(f"{where}: validation_split={validation_split} leaves no samples for "
                                  f"{'training' if split_at == 0 else 'validation'} out of {len(x)}")
@@ -293,7 +309,7 @@ class Model(Layer):
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, self._logs())
         if self._metrics is None:                     # no samples at all
-            return {name: float("nan") for name in ["loss"] + [str(m) for m in self._metric_ids]}
+            return {name: float("nan") for name in ["loss"] + [str(m) for m in self._metric_ids + self._weighted_ids]}
         return self._logs()
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
@@ -307,11 +323,13 @@ class Model(Layer):
         if verbose not in _VERBOSE:
             raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
         cbs = callbacks_module.CallbackList(list(callbacks or []), self, {"steps": math.ceil(len(x) / batch_size)})
+        start = time.perf_counter()
         cbs.on_test_begin({})
         logs = self._evaluate_arrays(x, y, sample_weight, batch_size, steps, cbs)
         cbs.on_test_end(logs)
-        if verbose in (1, 2, "auto"):
-            print(f"{math.ceil(len(x) / batch_size)} steps" + "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
+        if verbose:
+            steps_run = math.ceil(len(x) / batch_size)
+            print(progress_line(steps_run, steps_run, time.perf_counter() - start, logs, 2 if verbose == 2 else 1))
         if return_dict:
             return logs
         values = list(logs.values())
@@ -322,6 +340,9 @@ class Model(Layer):
         where = "predict"
         x = _as_array(where, "x", x)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
+        if verbose not in _VERBOSE:
+            raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
+        start = time.perf_counter()
         cbs = callbacks_module.CallbackList(list(callbacks or []), self, {"steps": math.ceil(len(x) / batch_size)})
         cbs.on_predict_begin({})
         outputs = []
@@ -335,6 +356,8 @@ class Model(Layer):
                 outputs.append(self(x[index], training=False).data)
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
         cbs.on_predict_end({})
+        if verbose:
+            print(progress_line(len(outputs), len(outputs), time.perf_counter() - start, {}, 2 if verbose == 2 else 1))
         return np.concatenate(outputs, axis=0)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):

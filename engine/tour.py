@@ -1,9 +1,11 @@
 """python -m engine.tour: a guided run through what the engine can do, printing each step and the kernel
 that ran it. `python -m engine.tour --list` lists the sections; `python -m engine.tour loss` runs one.
 
-Sections follow the lecture: a neuron's forward pass, activation functions, the loss, and one step of
-gradient descent computed by autograd and checked against the formula.
+Sections follow the lecture: a neuron's forward pass, activation functions, the loss, one step of
+gradient descent computed by autograd and checked against the formula, and a dense network trained with
+model.fit on a real regression data set.
 """
+import math
 import sys
 
 import numpy as np
@@ -102,7 +104,69 @@ def gradient_descent():
     assert abs(w.grad.item() - formula_dw) < 1e-4 and new_error < error.item()
 
 
-SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent}
+def _regression_data(rows=442, features=10):
+    """(X, y, description): scikit-learn's diabetes data when it is installed, else a nonlinear problem
+    of the same size generated here: y = 2 x0 + x1^2 - 1.5 |x2| + x3 x4 + noise."""
+    try:
+        from sklearn.datasets import load_diabetes
+    except ImportError:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((rows, features))
+        y = 2 * X[:, 0] + X[:, 1] ** 2 - 1.5 * np.abs(X[:, 2]) + X[:, 3] * X[:, 4] + 0.5 * rng.standard_normal(rows)
+        return X, y, (f"a generated data set ({rows} rows, {features} features; install scikit-learn for the "
+                      "diabetes data)")
+    X, y = load_diabetes(return_X_y=True)
+    return X, y, f"scikit-learn's diabetes data ({len(X)} patients, {X.shape[1]} features)"
+
+
+def _sparkline(values, low, high):
+    """One character per value, from ▁ (low) to █ (high)."""
+    bars = "▁▂▃▄▅▆▇█"
+    span = (high - low) or 1.0
+    return "".join(bars[min(7, int((v - low) / span * 8))] for v in values)
+
+
+def dense_network(epochs=100):
+    _heading("5. A dense network learns a regression: Sequential, compile, fit")
+    from .layers import Dense
+    from .models import Sequential
+
+    X, y, description = _regression_data()
+    X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)      # standardized features
+    y = ((y - y.mean()) / y.std()).astype(np.float32)                   # standardized target: var(y) = 1
+    n_cols = X.shape[1]
+    print(f"data: {description};\n      features and target standardized, so predicting the mean scores MSE = 1")
+    engine.set_seed(0)
+    model = Sequential()                                                # the lecture's code, line for line
+    model.add(Dense(15, activation="relu", input_shape=(n_cols,)))
+    model.add(Dense(5, activation="relu"))
+    model.add(Dense(1, activation="linear"))
+    model.compile(optimizer="adam", loss="mse", metrics=["mse"])
+    model.summary()
+    with engine.trace() as calls:
+        history = model.fit(X, y, validation_split=0.25, epochs=epochs, batch_size=32, verbose=0).history
+    train_loss, val_loss = history["loss"], history["val_loss"]
+    n_train = math.ceil(0.75 * len(X))                                  # fit keeps the first 75% for training
+    print(f"model.fit(X, y, validation_split=0.25, epochs={epochs}, batch_size=32): "
+          f"the first {n_train} rows train, the last {len(X) - n_train} validate")
+    print(f"{'epoch':>7} {'loss':>8} {'val_loss':>9}")
+    for epoch in sorted(set(range(0, epochs, max(1, epochs // 10))) | {epochs - 1}):
+        print(f"{epoch + 1:>7} {train_loss[epoch]:>8.4f} {val_loss[epoch]:>9.4f}")
+    low, high = min(train_loss + val_loss), max(train_loss + val_loss)     # one scale for both lines
+    step = max(1, epochs // 50)
+    print(f"loss     {_sparkline(train_loss[::step], low, high)}   (one mark per {step} epochs)")
+    print(f"val_loss {_sparkline(val_loss[::step], low, high)}")
+    best = int(np.argmin(val_loss))
+    print(f"the training loss fell from {train_loss[0]:.4f} to {train_loss[-1]:.4f}; the validation loss was "
+          f"lowest at epoch {best + 1} ({val_loss[best]:.4f}) and ended at {val_loss[-1]:.4f}")
+    if val_loss[-1] > 1.05 * val_loss[best]:
+        print("past that epoch the network fits the noise of its training rows: overfitting "
+              "(engine.callbacks.EarlyStopping would stop near there)")
+    print(f"kernels: {_kernels(calls)}")
+
+
+SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent,
+            "dense_network": dense_network}
 
 
 def main(argv=None):

@@ -106,11 +106,10 @@ class ProgbarLogger(Callback):
     (`32/32 ━━━━━━━━━━━━━━━━━━━━ 0s 3ms/step - loss: 0.1234`), redrawn in place on a terminal and
     printed once per epoch elsewhere; verbose=2: one line per epoch."""
 
-    def __init__(self, verbose=1, stream=None, width=20):
+    def __init__(self, verbose=1, stream=None):
         super().__init__()
         self.verbose = verbose
         self.stream = stream
-        self.width = width
 
     def _out(self):
         return self.stream or sys.stdout
@@ -124,7 +123,8 @@ class ProgbarLogger(Callback):
         self._last_draw = 0.0
         self._steps_seen = 0
         epochs = self.params.get("epochs")
-        print(f"Epoch {epoch + 1}/{epochs}", file=self._out(), flush=True)
+        if epochs and epochs > 1:                # as Keras: no header for a single epoch
+            print(f"Epoch {epoch + 1}/{epochs}", file=self._out(), flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps_seen = batch + 1
@@ -138,17 +138,21 @@ class ProgbarLogger(Callback):
 
     def _draw(self, step, logs, final):
         steps = self.params.get("steps") or step
-        elapsed = time.perf_counter() - self._start
-        per_step = _format_time(elapsed / max(step, 1)) + "/step"
-        if self.verbose == 2:
-            line = f"{steps}/{steps} - {_format_time(elapsed)} - {per_step}{_format_logs(logs)}"
-        else:
-            done = int(self.width * step / max(steps, 1))         # on a terminal the done part is green
-            bar = "\x1b[32m" + "━" * done + "\x1b[0m" + "━" * (self.width - done) if self._live() else "━" * self.width
-            line = f"{step}/{steps} {bar} {_format_time(elapsed)} {per_step}{_format_logs(logs)}"
+        line = progress_line(step, steps, time.perf_counter() - self._start, logs, self.verbose, self._live())
         out = self._out()
         if self._live():
             out.write("\r" + line + ("\n" if final else ""))
             out.flush()
         elif final:
             print(line, file=out, flush=True)
+
+
+def progress_line(step, steps, elapsed, logs, verbose=1, color=False, width=20):
+    """Keras' progress text: verbose=1 '32/32 ━━━━━━━━━━━━━━━━━━━━ 0s 3ms/step - loss: 0.1234',
+    verbose=2 '32/32 - 0s - 3ms/step - loss: 0.1234'."""
+    per_step = _format_time(elapsed / max(step, 1)) + "/step"
+    if verbose == 2:
+        return f"{steps}/{steps} - {_format_time(elapsed)} - {per_step}{_format_logs(logs)}"
+    done = int(width * step / max(steps, 1))             # on a terminal the done part is green
+    bar = "\x1b[32m" + "━" * done + "\x1b[0m" + "━" * (width - done) if color else "━" * width
+    return f"{step}/{steps} {bar} {_format_time(elapsed)} {per_step}{_format_logs(logs)}"

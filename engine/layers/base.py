@@ -33,7 +33,9 @@ def clear_session():
 
 
 def _snake_case(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras' rule: 'Dense' -> 'dense', 'ReLU' -> 're_lu', 'BatchNormalization' -> 'batch_normalization'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _shape_arg(where, value, name):
@@ -120,7 +122,7 @@ class Layer:
             kwargs["training"] = training
         out = self.call(x, **kwargs)
         if self.activity_regularizer is not None:
-            self._losses = [self.activity_regularizer(out) / max(1, out.shape[0] if out.ndim else 1)]
+            self._losses = [self.activity_regularizer(out)]            # unscaled, as in Keras 3
         return out
 
     def _accepts_training(self):

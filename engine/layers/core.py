@@ -106,6 +106,8 @@ class ReLU(Layer):
             raise ValueError(f"ReLU: expected max_value >= 0 or None. Received: max_value={max_value}")
         if negative_slope < 0:
             raise ValueError(f"ReLU: expected negative_slope >= 0. Received: negative_slope={negative_slope}")
+        if threshold < 0:
+            raise ValueError(f"ReLU: expected threshold >= 0. Received: threshold={threshold}")
         self.max_value, self.negative_slope, self.threshold = max_value, float(negative_slope), float(threshold)
 
     def call(self, inputs):
@@ -166,12 +168,12 @@ class Softmax(Layer):
 
 class Dropout(Layer):
     """During training, zero each input with probability `rate` and scale the rest by 1 / (1 - rate),
-    so the expected value is unchanged; at inference, pass the input through."""
+    so the expected value is unchanged; at inference, pass the input through. rate = 1 drops everything."""
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout: expected `rate` in [0, 1). Received: rate={rate!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError(f"Dropout: expected `rate` in [0, 1]. Received: rate={rate!r}")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
@@ -180,6 +182,8 @@ class Dropout(Layer):
             return inputs
         shape = inputs.shape if self.noise_shape is None else tuple(
             n if s is None else s for n, s in zip(inputs.shape, self.noise_shape))
+        if self.rate == 1:                       # everything dropped
+            return inputs * np.zeros(shape, dtype=np.float32)
         rng = self._rng or random.generator()
         keep = (rng.random(shape) >= self.rate).astype(np.float32) / np.float32(1 - self.rate)
         return inputs * keep
