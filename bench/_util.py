@@ -252,3 +252,27 @@ def timed(benchmark, fn, *args, group, row, impl, work, unit="GFLOP/s", order=0,
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
     return result
+
+
+def timed_rounds(benchmark, fn, setup, *, rounds, group, row, impl, work, unit="GFLOP/s", order=0,
+                 row_name="n", warmup_rounds=1):
+    """Like timed(), for a call too long to repeat freely (a whole model.fit): `rounds` timed calls of
+    fn(*setup()), each on fresh arguments from setup() (not timed), after `warmup_rounds` untimed ones.
+
+    Records the same extra_info as timed(), so the summary table shows the call's rate (work / time) beside
+    the other implementations. With --benchmark-disable fn runs once and no rate is recorded."""
+    key = {"GFLOP/s": "gflops", "Gelem/s": "gelems"}[unit]
+    benchmark.group = group
+    info = benchmark.extra_info
+    info.update(row=str(row), row_name=row_name, impl=impl, work=work, rate_unit=unit, rate_key=key,
+                order=order)
+    result = benchmark.pedantic(fn, setup=lambda: (setup(), {}), rounds=rounds, iterations=1,
+                                warmup_rounds=0 if benchmark.disabled else warmup_rounds)
+    if benchmark.stats is not None:                    # None when --benchmark-disable
+        s = benchmark.stats.stats
+        info[key] = work / s.mean / 1e9
+        info[key + "_median"] = work / s.median / 1e9
+        info["seconds_median"] = s.median
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return result

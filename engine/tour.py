@@ -146,7 +146,7 @@ def dense_network(epochs=100):
     with engine.trace() as calls:
         history = model.fit(X, y, validation_split=0.25, epochs=epochs, batch_size=32, verbose=0).history
     train_loss, val_loss = history["loss"], history["val_loss"]
-    n_train = math.ceil(0.75 * len(X))                                  # fit keeps the first 75% for training
+    n_train = math.floor(0.75 * len(X))                                 # fit keeps the first 75% for training
     print(f"model.fit(X, y, validation_split=0.25, epochs={epochs}, batch_size=32): "
           f"the first {n_train} rows train, the last {len(X) - n_train} validate")
     print(f"{'epoch':>7} {'loss':>8} {'val_loss':>9}")
