@@ -93,7 +93,7 @@ def _format_logs(logs):
 
 
 def _format_time(seconds):
-    """Keras' units: 2s, 35ms, 250us."""
+    """Keras' units for the time per step: 2s, 35ms, 250us."""
     if seconds >= 1:
         return f"{seconds:.0f}s"
     if seconds >= 1e-3:
@@ -152,7 +152,7 @@ def progress_line(step, steps, elapsed, logs, verbose=1, color=False, width=20):
     verbose=2 '32/32 - 0s - 3ms/step - loss: 0.1234'."""
     per_step = _format_time(elapsed / max(step, 1)) + "/step"
     if verbose == 2:
-        return f"{steps}/{steps} - {_format_time(elapsed)} - {per_step}{_format_logs(logs)}"
+        return f"{steps}/{steps} - {elapsed:.0f}s - {per_step}{_format_logs(logs)}"
     done = int(width * step / max(steps, 1))             # on a terminal the done part is green
     bar = "\x1b[32m" + "━" * done + "\x1b[0m" + "━" * (width - done) if color else "━" * width
-    return f"{step}/{steps} {bar} {_format_time(elapsed)} {per_step}{_format_logs(logs)}"
+    return f"{step}/{steps} {bar} {elapsed:.0f}s {per_step}{_format_logs(logs)}"
