@@ -2,9 +2,9 @@
 // Matches engine/ref/activation.py (same formulas, same numerically stable forms). n is the element count.
 // Each activation is two small functions, f(x) and f'(x) (given x and y = f(x)); map_forward and
 // map_backward run them over the array, on the OpenMP team once the array is large enough.
-// No intrinsics: the loops are plain C++ that the compiler vectorises; exp, sigmoid and tanh come from
-// vector_math.h (branch-free, so they vectorise too). elu, softplus and exact gelu call expm1, log1p and
-// erf from the C library and stay scalar: their small-|x| accuracy needs them.
+// No intrinsics: the loops are plain C++ that the compiler vectorises; exp, expm1, log1p, sigmoid and tanh
+// come from vector_math.h (branch-free, so they vectorise too). Only the exact gelu calls the C library's
+// erf and stays scalar.
 #include <cmath>
 
 #include "common.h"
@@ -105,7 +105,7 @@ void tanh_backward(float* dx, const float* dy, const float* x, const float* y, i
 }
 
 void elu_forward(float* y, const float* x, int64_t n, float alpha) {
-    map_forward(y, x, n, [=](float v) { return v > 0.0f ? v : alpha * std::expm1(v); });
+    map_forward(y, x, n, [=](float v) { return v > 0.0f ? v : alpha * expm1_f(v); });
 }
 void elu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, float alpha) {
     map_backward(dx, dy, x, y, n, [=](float v, float e) { return v > 0.0f ? 1.0f : e + alpha; }, 1);
@@ -152,7 +152,7 @@ void silu_backward(float* dx, const float* dy, const float* x, const float* y, i
 
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, exact for small.
 void softplus_forward(float* y, const float* x, int64_t n) {
-    map_forward(y, x, n, [](float v) { return std::fmax(v, 0.0f) + std::log1p(std::exp(-std::fabs(v))); });
+    map_forward(y, x, n, [](float v) { return (v > 0.0f ? v : 0.0f) + log1p_f(exp_f(v > 0.0f ? -v : v)); });
 }
 void softplus_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n) {
     map_backward(dx, dy, x, y, n, [](float v, float) { return sigmoid_f(v); });
