@@ -15,32 +15,33 @@ namespace engine {
 
 // Each element-wise loop is compiled three times, for AVX-512, AVX2 and the baseline, and the running
 // CPU picks one (simd_active()); __restrict tells the compiler the output never overlaps the inputs,
-// so it can vectorise. The functions f / df are inlined into each copy and compiled for its ISA.
+// so it can vectorise. ENGINE_FLATTEN inlines f / df (and the math they call) into each copy, compiled
+// for its ISA: a call left in the loop would stop it from vectorising.
 template <class F>
-ENGINE_AVX512 static void forward_avx512(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+ENGINE_AVX512 ENGINE_FLATTEN static void forward_avx512(float* __restrict y, const float* __restrict x, int64_t n, F f) {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
 }
 template <class F>
-ENGINE_AVX2 static void forward_avx2(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+ENGINE_AVX2 ENGINE_FLATTEN static void forward_avx2(float* __restrict y, const float* __restrict x, int64_t n, F f) {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
 }
 template <class F>
-static void forward_portable(float* __restrict y, const float* __restrict x, int64_t n, F f) {
+ENGINE_FLATTEN static void forward_portable(float* __restrict y, const float* __restrict x, int64_t n, F f) {
     for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
 }
 
 template <class DF>
-ENGINE_AVX512 static void backward_avx512(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+ENGINE_AVX512 ENGINE_FLATTEN static void backward_avx512(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
                                           const float* __restrict y, int64_t n, DF df) {
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
 }
 template <class DF>
-ENGINE_AVX2 static void backward_avx2(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+ENGINE_AVX2 ENGINE_FLATTEN static void backward_avx2(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
                                       const float* __restrict y, int64_t n, DF df) {
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
 }
 template <class DF>
-static void backward_portable(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+ENGINE_FLATTEN static void backward_portable(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
                               const float* __restrict y, int64_t n, DF df) {
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * df(x[i], y[i]);
 }

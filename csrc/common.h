@@ -62,5 +62,6 @@ const char* simd_name(Simd path);
 #define ENGINE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define ENGINE_AVX2 __attribute__((target("avx2,fma")))
 #define ENGINE_INLINE inline __attribute__((always_inline))
+#define ENGINE_FLATTEN __attribute__((flatten))        // inline every call inside this function
 
 }  // namespace engine

@@ -69,10 +69,12 @@ static inline __attribute__((always_inline)) float expm1_f(float x) {
 // polynomial in m - 1. x <= 0 gives NaN here (the callers only pass numbers >= 1).
 static inline __attribute__((always_inline)) float log_f(float x) {
     const int32_t bits = float_to_bits(x);
-    int32_t e = ((bits >> 23) & 0xff) - 126;                       // x = m 2^e with m in [0.5, 1)
+    // x = m 2^e with m in [0.5, 1); e is kept as a float: a select between ints under a float compare
+    // is what stopped GCC from vectorising ("control flow in loop")
+    float e = static_cast<float>(((bits >> 23) & 0xff) - 126);
     float m = bits_to_float((bits & 0x007fffff) | 0x3f000000);
     const bool below = m < 0.70710678118654752f;
-    e = below ? e - 1 : e;
+    e = below ? e - 1.0f : e;
     m = below ? m + m - 1.0f : m - 1.0f;
     const float z = m * m;
     float p = 7.0376836292e-2f;
@@ -84,9 +86,8 @@ static inline __attribute__((always_inline)) float log_f(float x) {
     p = p * m + 2.0000714765e-1f;
     p = p * m - 2.4999993993e-1f;
     p = p * m + 3.3333331174e-1f;
-    const float ef = static_cast<float>(e);
-    float y = p * m * z + ef * -2.12194440e-4f - 0.5f * z;
-    y = (m + y) + ef * 0.693359375f;
+    float y = p * m * z + e * -2.12194440e-4f - 0.5f * z;
+    y = (m + y) + e * 0.693359375f;
     y = x > 3.4028234e38f ? x : y;                                  // +inf stays +inf
     return x > 0.0f ? y : __builtin_nanf("");
 }
@@ -96,7 +97,8 @@ static inline __attribute__((always_inline)) float log_f(float x) {
 static inline __attribute__((always_inline)) float log1p_f(float u) {
     const float v = 1.0f + u;
     const float d = v - 1.0f;
-    const float y = d == 0.0f ? u : log_f(v) * (u / d);
+    const float scaled = log_f(v) * (u / d);     // computed always (0/0 when d = 0, then not chosen):
+    const float y = d == 0.0f ? u : scaled;      // both arms ready, so the select needs no branch
     return u != u ? u : y;
 }
 
