@@ -1,0 +1,126 @@
+"""engine.ladder: the kernel ladders. Each family (matmul now; conv2d, softmax and attention join later)
+is a list of rungs, from the plainest loop to the fastest kernel, each one a real, tested kernel that a
+learner can call by name on NumPy arrays and time against the others.
+
+    from engine import ladder
+    ladder.families()                       # ['matmul']
+    for rung in ladder.rungs('matmul'):     # name, idea, and the function itself
+        print(rung.name, rung.idea)
+    c = ladder.run('matmul', 'v3', a, b)    # one rung on float32 arrays
+    ladder.print_table('matmul', n=512)     # every rung timed on one size: time, GFLOP/s, speed-ups
+
+The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach.
+"""
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import backend, ref
+
+
+@dataclass(frozen=True)
+class Rung:
+    family: str
+    name: str
+    idea: str                  # what this rung adds over the one before
+    fn: Callable
+
+
+def _matmul_rungs():
+    rungs = [Rung("matmul", "ref", "NumPy's matmul (OpenBLAS): the reference every rung must match", ref.matmul_forward)]
+    if not backend.available("cpu"):
+        return rungs
+    cpu = backend.get("cpu").ladder
+    return rungs + [
+        Rung("matmul", "v1", "naive i-j-k loops: one dot product per output, B read down its columns",
+             cpu.matmul_forward_v1),
+        Rung("matmul", "v2", "i-k-j loop order: unit-stride rows of B and C, so the inner loop vectorises; "
+             "OpenMP over rows", cpu.matmul_forward_v2),
+        Rung("matmul", "v3", "cache blocking: tiles of C with K in slices, so the B tile stays in cache while "
+             "it is reused; OpenMP over tiles", cpu.matmul_forward_v3),
+        Rung("matmul", "v4", "packed panels + register-blocked micro-kernel (12x32 AVX-512, 6x16 AVX2, 4x8 "
+             "portable, chosen at run time); OpenMP over tiles: engine's matmul_forward", cpu.matmul_forward_v4),
+    ]
+
+
+_FAMILIES = {"matmul": _matmul_rungs}
+
+
+def families():
+    """The kernel families that have a ladder."""
+    return list(_FAMILIES)
+
+
+def rungs(family):
+    """The rungs of `family`, slowest idea first."""
+    if family not in _FAMILIES:
+        raise ValueError(f"ladder: expected a family in {families()}. Received: family={family!r}")
+    return _FAMILIES[family]()
+
+
+def get(family, name):
+    """The function of rung `name` of `family`."""
+    for rung in rungs(family):
+        if rung.name == name:
+            return rung.fn
+    raise ValueError(f"ladder: expected a rung of {family!r} in {[r.name for r in rungs(family)]}. "
+                     f"Received: name={name!r}")
+
+
+def run(family, name, *arrays):
+    """Call one rung on NumPy arrays (float32)."""
+    return get(family, name)(*arrays)
+
+
+def _matmul_inputs(n, m=None, k=None, seed=0):
+    rng = np.random.default_rng(seed)
+    m, k = m or n, k or n
+    return rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+
+
+def _median_time(fn, args, min_time):
+    fn(*args)                                            # warm up: caches, thread team, page faults
+    times, total = [], 0.0
+    while total < min_time or len(times) < 3:
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+        total += times[-1]
+    return float(np.median(times))
+
+
+def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
+    """Time every rung on one n x n x n product; rows of dicts with name, seconds, gflops, speedup (over the
+    rung before) and of_ref (the fraction of the reference's speed). A rung whose single run takes longer
+    than skip_slower_than seconds is timed once."""
+    if family != "matmul":
+        raise ValueError(f"ladder.table: only 'matmul' has a timing table so far. Received: family={family!r}")
+    a, b = _matmul_inputs(n)
+    flops = 2.0 * n ** 3
+    rows, previous = [], None
+    for rung in rungs(family):
+        start = time.perf_counter()
+        rung.fn(a, b)
+        once = time.perf_counter() - start
+        seconds = once if once > skip_slower_than else _median_time(rung.fn, (a, b), min_time)
+        rows.append({"name": rung.name, "idea": rung.idea, "seconds": seconds, "gflops": flops / seconds / 1e9,
+                     "speedup": None if previous is None or rung.name == "v1" else previous / seconds})
+        previous = seconds if rung.name != "ref" else None
+    ref_seconds = rows[0]["seconds"]
+    for row in rows:
+        row["of_ref"] = ref_seconds / row["seconds"]
+    return rows
+
+
+def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
+    """Print table(): one line per rung."""
+    rows = table(family, n, min_time)
+    print_fn(f"{family} ladder, {n} x {n} x {n}, float32, {backend.get('cpu').get_num_threads()} threads")
+    print_fn(f"  {'rung':<5} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
+    for row in rows:
+        speedup = "" if row["speedup"] is None else f"{row['speedup']:.1f}x"
+        print_fn(f"  {row['name']:<5} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
+                 f"{row['of_ref']:>8.0%}  {row['idea']}")
+    return rows
