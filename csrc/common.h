@@ -64,4 +64,24 @@ const char* simd_name(Simd path);
 #define ENGINE_INLINE inline __attribute__((always_inline))
 #define ENGINE_FLATTEN __attribute__((flatten))        // inline every call inside this function
 
+// Run `body` (a lambda holding a loop) compiled for the active SIMD path: flatten inlines the lambda
+// into a copy of on_<path> built for that ISA, so its loop vectorises with AVX-512, AVX2 or SSE2. Copy
+// pointers into __restrict locals and functors into locals inside the lambda: the compiler may then
+// keep them in registers instead of reloading them after every store.
+template <class Body>
+ENGINE_AVX512 ENGINE_FLATTEN void on_avx512(const Body& body) { body(); }
+template <class Body>
+ENGINE_AVX2 ENGINE_FLATTEN void on_avx2(const Body& body) { body(); }
+template <class Body>
+ENGINE_FLATTEN void on_portable(const Body& body) { body(); }
+
+template <class Body>
+inline void simd_dispatch(const Body& body) {
+    switch (simd_active()) {
+        case Simd::avx512: on_avx512(body); break;
+        case Simd::avx2: on_avx2(body); break;
+        default: on_portable(body);
+    }
+}
+
 }  // namespace engine
