@@ -2,7 +2,8 @@
 //   fail / ENGINE_CHECK   turn a broken precondition into std::invalid_argument (ValueError in Python)
 //   parallel_worth_it     the size below which a kernel stays serial (OpenMP wake-up costs 40 us+ here)
 //   Simd                  the SIMD paths a kernel may be compiled for; the active one is picked at run time
-//   ENGINE_AVX512 ...     target attributes that compile one function for one path
+//   ENGINE_AVX512 ...     target attributes that compile one function for one path; simd_dispatch runs a
+//                         loop compiled for the active path
 // Kernels never exit or abort: they throw, and pybind11 turns the exception into a Python error.
 #pragma once
 
@@ -57,8 +58,8 @@ Simd simd_active();
 void set_simd(Simd path);                        // throws if the CPU lacks `path`
 const char* simd_name(Simd path);
 
-// One function compiled for each path: the body is an always-inline template or function, and three
-// thin wrappers carry these attributes. The default build targets baseline x86-64 (SSE2).
+// One function compiled for each path: thin wrappers carry these attributes around an always-inline or
+// flattened body (simd_dispatch below does it for a lambda). The default build targets baseline x86-64.
 #define ENGINE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define ENGINE_AVX2 __attribute__((target("avx2,fma")))
 #define ENGINE_INLINE inline __attribute__((always_inline))
