@@ -10,7 +10,8 @@ compute_mask (by default unchanged); a layer whose call takes a `mask` argument 
 input. Embedding(mask_zero=True) makes the mask and the recurrent layers skip the padded steps.
 
 Calling a layer (`layer(x)`) converts x to a Tensor, builds the layer on first use, runs call, and
-collects the activity regularization. Weights are Tensors with requires_grad=True, so a loss computed
+collects the activity regularization. Called on a symbolic input (engine.layers.Input), it records the call
+for a functional model instead (engine/functional.py). Weights are Tensors with requires_grad=True, so a loss computed
 from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`.
 """
 import inspect
@@ -138,19 +139,25 @@ class Layer:
         return cls(**config)
 
     # ---- calling
-    def __call__(self, inputs, training=None, **kwargs):
-        x = inputs if isinstance(inputs, Tensor) else ops.convert_to_tensor(inputs)
-        if not self.built:
-            self._build_shape = tuple(x.shape)         # saved models rebuild from it
-            self.build(x.shape)
-            self.built = True
+    _list_input = False            # True for layers that take a list of tensors (Add, Concatenate, ...)
+
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        from .. import functional
+        if functional.is_symbolic(inputs, args, kwargs):         # building a functional model: record the call
+            return functional.call_symbolic(self, inputs, args, kwargs, training)
+        if self._list_input and isinstance(inputs, (list, tuple)):
+            x = [t if isinstance(t, Tensor) else ops.convert_to_tensor(t) for t in inputs]
+            self._maybe_build([tuple(t.shape) for t in x])
+        else:
+            x = inputs if isinstance(inputs, Tensor) else ops.convert_to_tensor(inputs)
+            self._maybe_build(tuple(x.shape))
         if self._accepts_training():
             kwargs["training"] = training
         mask = kwargs.pop("mask", None)
         mask = get_mask(x) if mask is None else np.asarray(ops.to_array(mask), dtype=bool)
         if mask is not None and "mask" in self._call_parameters():
             kwargs["mask"] = mask
-        out = self.call(x, **kwargs)
+        out = self.call(x, *args, **kwargs)
         if self.supports_masking:
             first = out[0] if isinstance(out, (list, tuple)) else out
             out_mask = self.compute_mask(x, mask)
@@ -158,6 +165,13 @@ class Layer:
         if self.activity_regularizer is not None:
             self._losses = [self.activity_regularizer(out)]            # unscaled, as in Keras 3
         return out
+
+    def _maybe_build(self, input_shape):
+        """Build on first use, from the shape of the input (a list of shapes for a list input)."""
+        if not self.built:
+            self._build_shape = input_shape            # saved models rebuild from it
+            self.build(input_shape)
+            self.built = True
 
     def _call_parameters(self):
         cached = type(self).__dict__.get("_call_parameter_names")
