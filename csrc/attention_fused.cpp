@@ -81,14 +81,13 @@ float* grab(std::vector<float>& buf, int64_t n) {
 
 constexpr int kKT = 1, kV = 2, kVT = 4, kKR = 8;
 
-// dst (D x Sp) = head (b, kvh) of src (B, S, K, D), transposed; columns from S on are zero.
-void pack_transposed(float* dst, const float* src, const Plan& P, int64_t b, int64_t kvh, int64_t D) {
+// dst (D x Sp) = head (b, kvh) of src (B, S, K, D), transposed (8 x 8 blocks in registers); columns from S on
+// are zero.
+template <class Isa>
+ENGINE_INLINE void pack_transposed(float* dst, const float* src, const Plan& P, int64_t b, int64_t kvh, int64_t D) {
     const AttentionArgs& a = P.a;
     std::fill(dst, dst + D * P.Sp, 0.0f);
-    for (int64_t s = 0; s < a.S; s++) {
-        const float* row = src + ((b * a.S + s) * a.K + kvh) * D;
-        for (int64_t e = 0; e < D; e++) dst[e * P.Sp + s] = row[e];
-    }
+    tile::transpose<Isa>(dst, P.Sp, src + (b * a.S * a.K + kvh) * D, a.K * D, a.S, D);
 }
 
 // dst (Sp x ld) = head (b, kvh) of src (B, S, K, D), rows zero-padded to ld, then MR rows of slack.
@@ -99,7 +98,9 @@ void pack_rows(float* dst, int64_t ld, const float* src, const Plan& P, int64_t 
 }
 
 // Make sure this thread holds the arrays `want` of key head (b, kvh) packed.
-void pack_head(Scratch& sc, const Plan& P, int64_t b, int64_t kvh, int want, const float* k, const float* v) {
+template <class Isa>
+ENGINE_INLINE void pack_head(Scratch& sc, const Plan& P, int64_t b, int64_t kvh, int want, const float* k,
+                             const float* v) {
     const int64_t head = b * P.a.K + kvh;
     if (sc.call != P.call || sc.head != head) {
         sc.call = P.call;
@@ -107,29 +108,35 @@ void pack_head(Scratch& sc, const Plan& P, int64_t b, int64_t kvh, int want, con
         sc.packed = 0;
     }
     const int missing = want & ~static_cast<int>(sc.packed);
-    if (missing & kKT) pack_transposed(grab(sc.kt, P.a.H * P.Sp), k, P, b, kvh, P.a.H);
+    if (missing & kKT) pack_transposed<Isa>(grab(sc.kt, P.a.H * P.Sp), k, P, b, kvh, P.a.H);
     if (missing & kV) pack_rows(grab(sc.v, (P.Sp + 1) * P.HVv), P.HVv, v, P, b, kvh, P.a.HV);
-    if (missing & kVT) pack_transposed(grab(sc.vt, P.a.HV * P.Sp), v, P, b, kvh, P.a.HV);
+    if (missing & kVT) pack_transposed<Isa>(grab(sc.vt, P.a.HV * P.Sp), v, P, b, kvh, P.a.HV);
     if (missing & kKR) pack_rows(grab(sc.kr, (P.Sp + 1) * P.Hv), P.Hv, k, P, b, kvh, P.a.H);
     sc.packed |= missing;
 }
 
-// Rows t0.. of head n of x (B, T, N, D): xt (D x Br) transposed and/or xr (Br x ld) as rows, zero-padded.
-void gather_queries(float* xt, float* xr, int64_t ld, const float* x, const Plan& P, int64_t b, int64_t n, int64_t t0,
-                    int64_t rows, int64_t D) {
+// Rows t0.. of head n of x (B, T, N, D): xt (D x Br) transposed, times `scale`, and/or xr (Br x ld) as rows,
+// zero-padded. (Scaling the queries once makes every score come out of the tile product already scaled.)
+template <class Isa>
+ENGINE_INLINE void gather_queries(float* xt, float* xr, int64_t ld, const float* x, const Plan& P, int64_t b, int64_t n,
+                                  int64_t t0, int64_t rows, int64_t D, float scale) {
     const AttentionArgs& a = P.a;
-    if (xt) std::fill(xt, xt + D * Br, 0.0f);
-    if (xr) std::fill(xr, xr + Br * ld, 0.0f);
-    for (int64_t r = 0; r < rows; r++) {
-        const float* row = x + ((b * a.T + t0 + r) * a.N + n) * D;
-        if (xr) std::copy_n(row, D, xr + r * ld);
-        if (xt)
-            for (int64_t e = 0; e < D; e++) xt[e * Br + r] = row[e];
+    const float* first = x + ((b * a.T + t0) * a.N + n) * D;            // rows are a.N * D apart
+    if (xr) {
+        std::fill(xr, xr + Br * ld, 0.0f);
+        for (int64_t r = 0; r < rows; r++) std::copy_n(first + r * a.N * D, D, xr + r * ld);
+    }
+    if (xt) {
+        std::fill(xt, xt + D * Br, 0.0f);
+        tile::transpose<Isa>(xt, Br, first, a.N * D, rows, D);
+        if (scale != 1.0f)
+            for (int64_t e = 0; e < D; e++)
+                for (int64_t r = 0; r < rows; r++) xt[e * Br + r] *= scale;
     }
 }
 
-// The general case (a bias, or a mask that varies with the query): x = scale * s + bias, kMasked where the
-// mask says no, for keys s0 + c (c < w) and queries t0 + r (r < rows). st is (keys x queries).
+// The general case (a bias, or a mask that varies with the query): x = s + bias (s already scaled), kMasked
+// where the mask says no, for keys s0 + c (c < w) and queries t0 + r (r < rows). st is (keys x queries).
 void bias_and_mask(float* st, const Plan& P, int64_t b, int64_t n, int64_t t0, int64_t rows, int64_t s0, int64_t w) {
     const AttentionArgs& a = P.a;
     const float* bias = a.bias ? a.bias + b * a.bias_strides[0] + n * a.bias_strides[1] + s0 : nullptr;
@@ -138,7 +145,7 @@ void bias_and_mask(float* st, const Plan& P, int64_t b, int64_t n, int64_t t0, i
         float* x = st + c * Br;
         for (int64_t r = 0; r < rows; r++) {
             const int64_t t = t0 + r;
-            float value = x[r] * a.scale;
+            float value = x[r];
             if (bias) value += bias[t * a.bias_strides[2] + c];
             if (mask && !mask[t * a.mask_strides[2] + c]) value = kMasked;
             x[r] = value;
@@ -146,22 +153,27 @@ void bias_and_mask(float* st, const Plan& P, int64_t b, int64_t n, int64_t t0, i
     }
 }
 
-// The masks every path shares, applied to st in place: x = mult * s (mult = scale, or 1 when bias_and_mask
-// already scaled), kMasked where a key is masked for every query or lies after the query under the causal
-// mask. With `shift`, also the column max over the block (the online softmax's new candidate max).
+// The masks every path shares, applied to st in place: kMasked where a key is masked for every query or lies
+// after the query under the causal mask (a tile with neither is left alone). With `shift`, also the column
+// max over the block (the online softmax's new candidate max).
 ENGINE_INLINE void mask_scores(float* __restrict st, const Plan& P, int64_t b, int64_t n, int64_t t0, int64_t nq,
                                int64_t s0, int64_t w, float* __restrict shift) {
     const AttentionArgs& a = P.a;
-    const float mult = P.general ? 1.0f : a.scale;
     const uint8_t* keys = (a.mask && !P.general) ? a.mask + b * a.mask_strides[0] + n * a.mask_strides[1] + s0 : nullptr;
+    const bool causal = a.causal && s0 + w - 1 > t0;      // some key of the tile lies after some query
     if (shift)
         for (int64_t r = 0; r < nq; r++) shift[r] = -kInf;
     for (int64_t c = 0; c < w; c++) {
         float* __restrict x = st + c * Br;
         const bool key_ok = keys ? keys[c] != 0 : true;
-        const int64_t first = a.causal ? s0 + c - t0 : std::numeric_limits<int64_t>::min();   // r >= first sees it
+        if (key_ok && !causal) {                          // nothing to mask in this column
+            if (shift)
+                for (int64_t r = 0; r < nq; r++) shift[r] = x[r] > shift[r] ? x[r] : shift[r];
+            continue;
+        }
+        const int64_t first = causal ? s0 + c - t0 : std::numeric_limits<int64_t>::min();   // r >= first sees it
         for (int64_t r = 0; r < nq; r++) {
-            const float value = (key_ok && r >= first) ? x[r] * mult : kMasked;
+            const float value = (key_ok && r >= first) ? x[r] : kMasked;
             x[r] = value;
             if (shift) shift[r] = value > shift[r] ? value : shift[r];   // NaN never wins: it reaches l instead
         }
@@ -206,13 +218,13 @@ ENGINE_INLINE void forward_task(const Forward& f, int64_t task) {
     const int64_t b = task / (a.N * P.nqb), n = task / P.nqb % a.N, i = task % P.nqb;
     const int64_t t0 = i * Br, rows = std::min(Br, a.T - t0), nq = round_up(rows, kPad);
     Scratch& sc = tls;
-    pack_head(sc, P, b, n / P.G, kKT | kV, f.k, f.v);
+    pack_head<Isa>(sc, P, b, n / P.G, kKT | kV, f.k, f.v);
     float* qt = grab(sc.qt, a.H * Br);
     float* st = grab(sc.st, Bc * Br);
     float* out = grab(sc.out, Br * P.HVv);
     float* stats = grab(sc.rows, 5 * Br);
     float *m = stats, *l = stats + Br, *alpha = stats + 2 * Br, *shift = stats + 3 * Br, *sum = stats + 4 * Br;
-    gather_queries(qt, nullptr, 0, f.q, P, b, n, t0, rows, a.H);
+    gather_queries<Isa>(qt, nullptr, 0, f.q, P, b, n, t0, rows, a.H, a.scale);
     std::fill(out, out + Br * P.HVv, 0.0f);
     std::fill(m, m + Br, -kInf);
     std::fill(l, l + Br, 0.0f);
@@ -279,7 +291,8 @@ struct QueryBlock {
     float *lse, *drow, *full;
 };
 
-QueryBlock load_queries(const Backward& g, Scratch& sc, int64_t b, int64_t n, int64_t i) {
+template <class Isa>
+ENGINE_INLINE QueryBlock load_queries(const Backward& g, Scratch& sc, int64_t b, int64_t n, int64_t i) {
     const Plan& P = g.P;
     const AttentionArgs& a = P.a;
     QueryBlock qb{b, n, i, i * Br, std::min(Br, a.T - i * Br), 0, nullptr, nullptr, nullptr};
@@ -287,8 +300,10 @@ QueryBlock load_queries(const Backward& g, Scratch& sc, int64_t b, int64_t n, in
     float* stats = grab(sc.rows, 3 * Br);
     qb.lse = stats, qb.drow = stats + Br, qb.full = stats + 2 * Br;
     std::fill(stats, stats + 3 * Br, 0.0f);               // padded queries: p = 1, dS = 0, all finite
-    gather_queries(grab(sc.qt, a.H * Br), grab(sc.q, Br * P.Hv), P.Hv, g.q, P, b, n, qb.t0, qb.rows, a.H);
-    gather_queries(grab(sc.dot, a.HV * Br), grab(sc.dor, Br * P.HVv), P.HVv, g.dout, P, b, n, qb.t0, qb.rows, a.HV);
+    gather_queries<Isa>(grab(sc.qt, a.H * Br), grab(sc.q, Br * P.Hv), P.Hv, g.q, P, b, n, qb.t0, qb.rows, a.H,
+                        a.scale);
+    gather_queries<Isa>(grab(sc.dot, a.HV * Br), grab(sc.dor, Br * P.HVv), P.HVv, g.dout, P, b, n, qb.t0, qb.rows,
+                        a.HV, 1.0f);
     for (int64_t r = 0; r < qb.rows; r++) {
         const int64_t t = qb.t0 + r;
         const float* orow = g.o + ((b * a.T + t) * a.N + n) * a.HV;
@@ -386,14 +401,14 @@ ENGINE_INLINE void backward_head(const Backward& g, int64_t head) {
     const AttentionArgs& a = P.a;
     const int64_t b = head / a.K, kvh = head % a.K;
     Scratch& sc = tls;
-    pack_head(sc, P, b, kvh, kKT | kVT | kKR, g.k, g.v);
+    pack_head<Isa>(sc, P, b, kvh, kKT | kVT | kKR, g.k, g.v);
     float* dk = grab(sc.dk, P.Sp * P.Hv);
     float* dv = grab(sc.dv, P.Sp * P.HVv);
     std::fill(dk, dk + P.Sp * P.Hv, 0.0f);
     std::fill(dv, dv + P.Sp * P.HVv, 0.0f);
     for (int64_t n = kvh * P.G; n < (kvh + 1) * P.G; n++)
         for (int64_t i = 0; i < P.nqb; i++) {
-            const QueryBlock qb = load_queries(g, sc, b, n, i);
+            const QueryBlock qb = load_queries<Isa>(g, sc, b, n, i);
             std::fill(grab(sc.out, Br * P.Hv), sc.out.data() + Br * P.Hv, 0.0f);
             for (int64_t j = 0; j < P.key_blocks(i); j++)
                 backward_tile<Isa>(g, sc, qb, j, dk + j * Bc * P.Hv, dv + j * Bc * P.HVv, true, true);
@@ -411,14 +426,14 @@ ENGINE_INLINE void backward_keys(const Backward& g, int64_t task) {
     const int64_t head = task / P.nkb, j = task % P.nkb, b = head / a.K, kvh = head % a.K;
     const int64_t s0 = j * Bc, w = std::min(Bc, a.S - s0);
     Scratch& sc = tls;
-    pack_head(sc, P, b, kvh, kKT | kVT, g.k, g.v);
+    pack_head<Isa>(sc, P, b, kvh, kKT | kVT, g.k, g.v);
     float* dk = grab(sc.dk, Bc * P.Hv);
     float* dv = grab(sc.dv, Bc * P.HVv);
     std::fill(dk, dk + Bc * P.Hv, 0.0f);
     std::fill(dv, dv + Bc * P.HVv, 0.0f);
     for (int64_t n = kvh * P.G; n < (kvh + 1) * P.G; n++)
         for (int64_t i = 0; i < P.nqb; i++) {
-            const QueryBlock qb = load_queries(g, sc, b, n, i);
+            const QueryBlock qb = load_queries<Isa>(g, sc, b, n, i);
             if (j < P.key_blocks(i)) backward_tile<Isa>(g, sc, qb, j, dk, dv, true, false);
             uniform_rows(g, sc, qb, dv, s0, s0 + w);
         }
@@ -432,8 +447,8 @@ ENGINE_INLINE void backward_queries(const Backward& g, int64_t task) {
     const AttentionArgs& a = P.a;
     const int64_t b = task / (a.N * P.nqb), n = task / P.nqb % a.N, i = task % P.nqb;
     Scratch& sc = tls;
-    pack_head(sc, P, b, n / P.G, kKT | kVT | kKR, g.k, g.v);
-    const QueryBlock qb = load_queries(g, sc, b, n, i);
+    pack_head<Isa>(sc, P, b, n / P.G, kKT | kVT | kKR, g.k, g.v);
+    const QueryBlock qb = load_queries<Isa>(g, sc, b, n, i);
     std::fill(grab(sc.out, Br * P.Hv), sc.out.data() + Br * P.Hv, 0.0f);
     for (int64_t j = 0; j < P.key_blocks(i); j++) backward_tile<Isa>(g, sc, qb, j, nullptr, nullptr, false, true);
     write_dq(g, sc, qb);
