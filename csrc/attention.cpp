@@ -3,13 +3,13 @@
 // A slabs come before it and B values after it, so element (a, d, b) is x[(a * D + d) * B + b]. For the last
 // axis B = 1.
 // Along the last axis (B = 1) each row is one vectorised pass (exp from vector_math.h); along another
-// axis, OpenMP over the A slabs with the C library's exp. Sums in double, in a fixed order: no
-// thread-count effect on the bits. No intrinsics.
+// axis, OpenMP over the A slabs with the C library's exp. Sums in double (along rows: float lanes of 16
+// terms, then double), in a fixed order: no thread-count effect on the bits. No intrinsics.
 //
 // The softmax ladder (engine.ladder 'softmax'; both rungs bound in engine._cpu.ladder, softmax over rows):
 //   softmax_forward_v1   the slab loop: max, then sum of exp (the C library's, one call per value), then divide
-//   softmax_forward_v2   row passes written so they vectorise: a 16-lane max, then exp_f (vector_math.h) and
-//                        its sum in 16 double lanes in one pass. This is softmax_forward along the last axis.
+//   softmax_forward_v2   row passes written so they vectorise: a max and a sum in independent SIMD lanes
+//                        (row_reduce.h), exp_f from vector_math.h. This is softmax_forward along the last axis.
 #include <omp.h>
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "row_reduce.h"
 #include "vector_math.h"
 
 namespace engine {
@@ -47,37 +48,16 @@ static void softmax_family_forward(float* y, const float* x, int64_t A, int64_t 
     }
 }
 
-// The common case, softmax along the last axis (B = 1): one contiguous row at a time. exp comes from
-// vector_math.h so the row loops vectorise; the row sum is kept in double in 8 lanes, added in a fixed
-// order. Log = false writes softmax, Log = true log-softmax.
-// The common case, softmax along the last axis (B = 1): one contiguous row at a time. The max runs in 16
-// independent lanes (a single running max is a loop-carried dependency the compiler will not vectorise),
-// exp comes from vector_math.h and is summed as it is written (16 double lanes, added in a fixed order).
-// Log = false writes softmax, Log = true log-softmax.
+// The common case, softmax along the last axis (B = 1): one contiguous row at a time. The row max and the
+// row sum run in independent SIMD lanes (csrc/row_reduce.h: a single running max or sum is a dependency
+// chain the compiler will not split), exp comes from vector_math.h. Log = false writes softmax, Log = true
+// log-softmax.
 template <bool Log>
 static inline __attribute__((always_inline)) void softmax_row(float* __restrict y, const float* __restrict x,
                                                               int64_t D) {
-    float lanes[16];
-    for (int j = 0; j < 16; j++) lanes[j] = x[0];
-    int64_t d = 0;
-    for (; d + 16 <= D; d += 16)
-        for (int j = 0; j < 16; j++) lanes[j] = x[d + j] > lanes[j] ? x[d + j] : lanes[j];   // NaN never wins
-    float mx = x[0];
-    for (int j = 0; j < 16; j++) mx = lanes[j] > mx ? lanes[j] : mx;
-    for (; d < D; d++) mx = x[d] > mx ? x[d] : mx;
-    double sums[16] = {};                        // exp and its sum in one pass, 16 double lanes
-    for (d = 0; d + 16 <= D; d += 16)
-        for (int j = 0; j < 16; j++) {
-            const float e = exp_f(x[d + j] - mx);
-            y[d + j] = e;
-            sums[j] += e;
-        }
-    for (; d < D; d++) {
-        y[d] = exp_f(x[d] - mx);
-        sums[0] += y[d];
-    }
-    double total = 0.0;
-    for (int j = 0; j < 16; j++) total += sums[j];
+    const float mx = lanes_max(x, D);
+    for (int64_t e = 0; e < D; e++) y[e] = exp_f(x[e] - mx);
+    const double total = row_sum(y, D);
     if (Log) {
         const float log_total = static_cast<float>(std::log(total));
         for (int64_t e = 0; e < D; e++) y[e] = (x[e] - mx) - log_total;
@@ -158,17 +138,10 @@ static void softmax_family_backward(float* dx, int64_t A, int64_t D, int64_t B, 
     }
 }
 
-// Along the last axis: dx = y * (dy - dot) row by row, dot = sum(dy * y) in 16 double lanes.
+// Along the last axis: dx = y * (dy - dot) row by row, dot = sum(dy * y) in lanes (row_reduce.h).
 static inline __attribute__((always_inline)) void softmax_backward_row(float* __restrict dx, const float* __restrict dy,
                                                                        const float* __restrict y, int64_t D) {
-    double lanes[16] = {};
-    int64_t d = 0;
-    for (; d + 16 <= D; d += 16)
-        for (int j = 0; j < 16; j++) lanes[j] += dy[d + j] * y[d + j];    // float products, double sums
-    for (; d < D; d++) lanes[0] += dy[d] * y[d];
-    double total = 0.0;
-    for (int j = 0; j < 16; j++) total += lanes[j];
-    const float dot = static_cast<float>(total);
+    const float dot = static_cast<float>(row_dot(dy, y, D));
     for (int64_t e = 0; e < D; e++) dx[e] = y[e] * (dy[e] - dot);
 }
 

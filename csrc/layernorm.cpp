@@ -1,8 +1,8 @@
 // csrc/layernorm.cpp (namespace engine): layer normalisation over the last axis, forward and backward.
 // Matches engine/ref/layernorm.py. x is viewed as (N, D): N rows of D features; gamma, beta: (D,).
-//   forward   per row, two passes with sums in 8 double lanes: the mean, then the mean of squared deviations
-//             (never E[x^2] - E[x]^2, which cancels when |mean| >> std); then y = (x - mean) * rstd * gamma +
-//             beta. OpenMP over rows.
+//   forward   per row, two passes with sums in SIMD lanes (row_reduce.h): the mean, then the mean of squared
+//             deviations (never E[x^2] - E[x]^2, which cancels when |mean| >> std); then y = (x - mean) * rstd *
+//             gamma + beta. OpenMP over rows.
 //   backward  per row, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma. dgamma and dbeta
 //             are sums over rows: each block of kRowBlock rows (a fixed size, not one per thread) sums into its
 //             own partial row, then the partials are added block by block, in order: the bits do not depend
@@ -16,22 +16,12 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "row_reduce.h"
 
 namespace engine {
 namespace {
 
 constexpr int64_t kRowBlock = 32;
-
-// The sum of f(e) for e < D in 8 double lanes, added in a fixed order.
-template <class F>
-ENGINE_INLINE double lanes8(int64_t D, F f) {
-    double lanes[8] = {};
-    int64_t e = 0;
-    for (; e + 8 <= D; e += 8)
-        for (int j = 0; j < 8; j++) lanes[j] += f(e + j);
-    for (; e < D; e++) lanes[0] += f(e);
-    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
 
 ENGINE_INLINE void forward_rows(float* __restrict y, float* __restrict mean, float* __restrict rstd,
                                 const float* __restrict x, const float* __restrict gamma, const float* __restrict beta,
@@ -39,19 +29,17 @@ ENGINE_INLINE void forward_rows(float* __restrict y, float* __restrict mean, flo
     for (int64_t n = lo; n < hi; n++) {
         const float* __restrict xr = x + n * D;
         float* __restrict yr = y + n * D;
-        const double mu = rms ? 0.0 : lanes8(D, [=](int64_t e) { return static_cast<double>(xr[e]); }) / D;
-        const double var = lanes8(D, [=](int64_t e) {
-            const double d = xr[e] - mu;
-            return d * d;
-        }) / D;
-        const float m = static_cast<float>(mu), r = static_cast<float>(1.0 / std::sqrt(var + epsilon));
+        const float m = rms ? 0.0f : static_cast<float>(row_sum(xr, D) / D);
+        const double var = row_squared_deviation(xr, m, D) / D;          // the second pass: deviations
+        const float r = static_cast<float>(1.0 / std::sqrt(var + epsilon));
         for (int64_t e = 0; e < D; e++) yr[e] = (xr[e] - m) * r * gamma[e] + beta[e];
         mean[n] = m;
         rstd[n] = r;
     }
 }
 
-// Rows [lo, hi): dx, and this block's partial sums of dy * xhat and dy (pg, pb: (D,), added to).
+// Rows [lo, hi): dx, and this block's partial sums of dy * xhat and dy (pg, pb: (D,), added to). Two passes
+// over a row: its two sums, then dx and the partial sums (few arrays in flight, so they stay in L1).
 ENGINE_INLINE void backward_rows(float* __restrict dx, float* __restrict pg, float* __restrict pb,
                                  const float* __restrict dy, const float* __restrict x, const float* __restrict mean,
                                  const float* __restrict rstd, const float* __restrict gamma, int64_t lo, int64_t hi,
@@ -61,11 +49,8 @@ ENGINE_INLINE void backward_rows(float* __restrict dx, float* __restrict pg, flo
         const float* __restrict dyr = dy + n * D;
         float* __restrict dxr = dx + n * D;
         const float m = mean[n], r = rstd[n];
-        const double sum_g = rms ? 0.0 : lanes8(D, [=](int64_t e) { return static_cast<double>(dyr[e]) * gamma[e]; });
-        const double sum_gx = lanes8(D, [=](int64_t e) {
-            return static_cast<double>(dyr[e]) * gamma[e] * ((xr[e] - m) * r);
-        });
-        const float mean_g = static_cast<float>(sum_g / D), mean_gx = static_cast<float>(sum_gx / D);
+        const float mean_g = rms ? 0.0f : static_cast<float>(row_dot(dyr, gamma, D) / D);    // mean(g), g = dy gamma
+        const float mean_gx = static_cast<float>(row_dot_deviation(dyr, gamma, xr, m, D) * r / D);   // mean(g xhat)
         for (int64_t e = 0; e < D; e++) {
             const float xhat = (xr[e] - m) * r;
             dxr[e] = r * (dyr[e] * gamma[e] - mean_g - xhat * mean_gx);
@@ -134,14 +119,15 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
         else backward_portable(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
     }
     parallel_chunks(D, 2 * blocks, [&](int64_t lo, int64_t hi) {   // columns apart; blocks in order
-        for (int64_t e = lo; e < hi; e++) {
-            double sg = 0.0, sb = 0.0;
-            for (int64_t k = 0; k < blocks; k++) {
-                sg += pg[k * D + e];
-                sb += pb[k * D + e];
+        std::vector<double> sg(hi - lo, 0.0), sb(hi - lo, 0.0);
+        for (int64_t k = 0; k < blocks; k++)                           // block rows one after another: unit stride
+            for (int64_t e = lo; e < hi; e++) {
+                sg[e - lo] += pg[k * D + e];
+                sb[e - lo] += pb[k * D + e];
             }
-            dgamma[e] = static_cast<float>(sg);
-            dbeta[e] = static_cast<float>(sb);
+        for (int64_t e = lo; e < hi; e++) {
+            dgamma[e] = static_cast<float>(sg[e - lo]);
+            dbeta[e] = static_cast<float>(sb[e - lo]);
         }
     });
 }
