@@ -9,10 +9,14 @@ learner can call by name on NumPy arrays and time against the others.
     c = ladder.run('matmul', 'v3', a, b)    # one rung on float32 arrays
     ladder.print_table('matmul', n=512)     # every rung timed on one size: time, GFLOP/s, speed-ups
     ladder.print_table('attention', n=1024) # one head, 1024 queries and keys of size 64
+    ladder.peak_memory('attention', 'v2', n=4096)   # bytes one call adds, measured in a fresh process
 
 The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach. The attention
 rungs return (o, lse, weights); the table times them on (1, n, 1, 64) inputs.
 """
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -164,3 +168,38 @@ def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
         print_fn(f"  {row['name']:<5} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
                  f"{row['of_ref']:>8.0%}  {row['idea']}")
     return rows
+
+
+_PEAK_SCRIPT = r"""
+import ctypes, json, sys
+from engine import ladder
+family, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+fn = ladder.get(family, name)
+fn(*ladder._inputs(family, 8)[0])            # start the thread team and the libraries first
+args = ladder._inputs(family, n)[0]
+ctypes.CDLL("libc.so.6").malloc_trim(0)      # freed memory back to the system, so it is not reused unseen
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")                             # reset the peak (VmHWM) to the resident size now
+before = status("VmRSS")
+out = fn(*args)
+first = out[0] if isinstance(out, tuple) else out
+print(json.dumps({"extra": status("VmHWM") - before, "output": int(first.nbytes)}))
+"""
+
+
+def peak_memory(family, name, n):
+    """The peak resident memory (bytes) that one call of rung `name` at size n adds, in a fresh Python process:
+    the high-water mark (VmHWM, reset just before the call) minus the resident size before it. Returns
+    {'extra': bytes, 'output': bytes of the (first) output}. Linux only (it reads /proc/self)."""
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError(f"ladder.peak_memory: reads /proc/self/status, which only Linux has. Received: "
+                           f"platform={sys.platform!r}")
+    get(family, name)                                    # a bad name fails here, not in the child
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, family, name, str(int(n))], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ladder.peak_memory: the measuring process failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)

@@ -328,3 +328,20 @@ def test_softmax_rungs_are_in_the_ladder_and_deterministic(threads):
         assert bits_equal(one, ladder.run("softmax", name, x))
     with pytest.raises(ValueError, match=re.escape("expected x of shape (N, D) with D >= 1")):
         cpu.ladder.softmax_forward_v2(random_f32(2, 3, 4))
+
+
+# ------------------------------------------------------------------------------------------ memory
+
+def test_fused_forward_memory_stays_far_below_a_score_matrix():
+    """At 4096 steps one head's score matrix is 64 MiB. The fused forward adds its output (1 MiB) and a few MiB
+    of packed keys, values and tiles per thread; the naive rung holds the whole matrix. Measured in fresh
+    processes (engine.ladder.peak_memory)."""
+    from engine import ladder
+    matrix = 4096 * 4096 * 4
+    fused = ladder.peak_memory("attention", "v2", 4096)
+    naive = ladder.peak_memory("attention", "v1", 4096)
+    assert fused["output"] == 4096 * 64 * 4
+    assert fused["extra"] < matrix / 4, fused
+    assert naive["extra"] > matrix, naive
+    with pytest.raises(ValueError, match="expected a rung of 'attention'"):
+        ladder.peak_memory("attention", "v9", 16)
