@@ -474,3 +474,29 @@ def test_blocks_stack_in_a_sequential_model_and_train():
 def test_blocks_bad_arguments(make, match):
     with pytest.raises(ValueError, match=re.escape(match)):
         make()
+
+
+def test_a_transformer_model_saves_and_loads(tmp_path):
+    """Embedding, positions, encoder and decoder blocks in a functional model: the loaded model predicts the same
+    and keeps training where the first one would."""
+    engine.set_seed(8)
+    source, target = layers.Input(shape=(None,), dtype="int64"), layers.Input(shape=(None,), dtype="int64")
+    x = Embedding(12, 8)(source)
+    x = x + PositionalEncoding()(x)
+    encoded = TransformerEncoder(16, 2, normalize_first=True)(x)
+    y = Embedding(12, 8)(target)
+    y = layers.Add()([y, PositionEmbedding(6)(y)])
+    y = TransformerDecoder(16, 2)(y, encoded)
+    model = engine.models.Model([source, target], layers.Dense(12, activation="softmax")(y))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 12, (16, 5)), rng.integers(0, 12, (16, 6))
+    model.fit([a, b], b, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "transformer.keras"
+    model.save(path)
+    loaded = engine.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict([a, b], verbose=0), model.predict([a, b], verbose=0))
+    model.fit([a, b], b, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    loaded.fit([a, b], b, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for w1, w2 in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
