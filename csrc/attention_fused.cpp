@@ -467,13 +467,6 @@ ENGINE_AVX512 ENGINE_FLATTEN void backward_avx512(const Backward& g, Stage s, in
 ENGINE_AVX2 ENGINE_FLATTEN void backward_avx2(const Backward& g, Stage s, int64_t t) { backward_task<tile::Avx2>(g, s, t); }
 ENGINE_FLATTEN void backward_portable(const Backward& g, Stage s, int64_t t) { backward_task<tile::Portable>(g, s, t); }
 
-// Run body(task) for every task on the team (one thread for small problems), each task on one thread.
-template <class Body>
-void run_tasks(int64_t tasks, int64_t work, Body body) {
-    #pragma omp parallel for schedule(static) if (tasks > 1 && parallel_worth_it(work))
-    for (int64_t t = 0; t < tasks; t++) body(t);
-}
-
 int64_t attention_work(const AttentionArgs& a) { return a.B * a.N * a.T * a.S * (a.H + a.HV); }
 
 }  // namespace
@@ -482,7 +475,7 @@ void attention_forward(float* o, float* lse, float* weights, const float* q, con
                        const AttentionArgs& args) {
     const Forward f{Plan(args), o, lse, weights, q, k, v};
     const Simd simd = simd_active();
-    run_tasks(args.B * args.N * f.P.nqb, attention_work(args), [&](int64_t task) {
+    parallel_tasks(args.B * args.N * f.P.nqb, parallel_worth_it(attention_work(args)), [&](int64_t task) {
         if (simd == Simd::avx512) forward_avx512(f, task);
         else if (simd == Simd::avx2) forward_avx2(f, task);
         else forward_portable(f, task);
@@ -498,7 +491,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dbias, const flo
             std::fill(dbias + lo, dbias + hi, 0.0f);
         });
     auto stage = [&](Stage s, int64_t tasks) {
-        run_tasks(tasks, 2 * attention_work(args), [&](int64_t task) {
+        parallel_tasks(tasks, parallel_worth_it(2 * attention_work(args)), [&](int64_t task) {
             if (simd == Simd::avx512) backward_avx512(g, s, task);
             else if (simd == Simd::avx2) backward_avx2(g, s, task);
             else backward_portable(g, s, task);

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 #include "common.h"
 
@@ -162,4 +163,23 @@ ENGINE_INLINE void transpose(float* dst, int64_t ldd, const float* src, int64_t 
 inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 }  // namespace tile
+
+// body(task) for every task in [0, tasks), each on one thread of the team (on the calling thread alone when
+// `parallel` is false). An exception thrown inside (std::bad_alloc for scratch too large, say) must not leave
+// an OpenMP region, where it would terminate the process: the first one is kept and rethrown after the team
+// has finished, so Python gets MemoryError or ValueError instead.
+template <class Body>
+void parallel_tasks(int64_t tasks, bool parallel, Body body) {
+    std::exception_ptr error = nullptr;
+    #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
+    for (int64_t t = 0; t < tasks; t++) {
+        try {
+            body(t);
+        } catch (...) {
+            #pragma omp critical(engine_parallel_tasks)
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
 }  // namespace engine

@@ -118,16 +118,16 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
         else if (simd == Simd::avx2) backward_avx2(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
         else backward_portable(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
     }
+    std::vector<double> sg(D, 0.0), sb(D, 0.0);
     parallel_chunks(D, 2 * blocks, [&](int64_t lo, int64_t hi) {   // columns apart; blocks in order
-        std::vector<double> sg(hi - lo, 0.0), sb(hi - lo, 0.0);
         for (int64_t k = 0; k < blocks; k++)                           // block rows one after another: unit stride
             for (int64_t e = lo; e < hi; e++) {
-                sg[e - lo] += pg[k * D + e];
-                sb[e - lo] += pb[k * D + e];
+                sg[e] += pg[k * D + e];
+                sb[e] += pb[k * D + e];
             }
         for (int64_t e = lo; e < hi; e++) {
-            dgamma[e] = static_cast<float>(sg[e - lo]);
-            dbeta[e] = static_cast<float>(sb[e - lo]);
+            dgamma[e] = static_cast<float>(sg[e]);
+            dbeta[e] = static_cast<float>(sb[e]);
         }
     });
 }

@@ -345,3 +345,11 @@ def test_fused_forward_memory_stays_far_below_a_score_matrix():
     assert naive["extra"] > matrix, naive
     with pytest.raises(ValueError, match="expected a rung of 'attention'"):
         ladder.peak_memory("attention", "v9", 16)
+
+
+def test_scratch_too_large_is_a_python_error_not_a_crash():
+    """The naive rung asks for T x S floats per head (here 36 TB): std::bad_alloc inside the OpenMP team is
+    carried out of it and becomes MemoryError."""
+    q = np.zeros((1, 3_000_000, 1, 1), np.float32)
+    with pytest.raises(MemoryError):
+        cpu.ladder.attention_forward_v1(q, q, q)
