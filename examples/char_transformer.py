@@ -65,14 +65,14 @@ def generate(model, prompt, index, chars, context, length=300, temperature=0.8, 
 
 
 def main(epochs=4, context=64, stride=3, batch_size=32, temperature=0.8, length=300, seed=0, verbose=1,
-         prompt="Shall I compare thee"):
+         prompt="Shall I compare thee", learning_rate=2e-3):
     engine.set_seed(seed)
     text, ids, chars, index = load_text()
     x, y = windows(ids, context, stride)
     counts = np.bincount(ids, minlength=len(chars)) / len(ids)
     unigram = float(-(counts * np.log(np.maximum(counts, 1e-12))).sum())       # loss of guessing by frequency
     model = build_model(len(chars), context)
-    model.compile(optimizer=engine.optimizers.Adam(learning_rate=2e-3), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=engine.optimizers.Adam(learning_rate=learning_rate), loss="sparse_categorical_crossentropy")
     if verbose:
         print(f"{len(text)} characters, {len(chars)} distinct; {len(x)} windows of {context}; "
               f"{model.count_params():,} parameters")
