@@ -94,7 +94,7 @@ def _attention_check(where, q, k, v, mask, bias):
 def _logits(q, k, mask, bias, scale, is_causal):
     """x = scale * q k^T + bias with every disallowed entry set to MASKED, and where it is allowed.
     -> x: (B, N, T, S), allowed: (B, N, T, S) bool"""
-    (B, T, N, H), S = q.shape, k.shape[1]
+    T, N, S = q.shape[1], q.shape[2], k.shape[1]
     kk = np.repeat(k, N // k.shape[2], axis=2)                   # (B, S, N, H): each key head serves N/K heads
     x = np.einsum("btnh,bsnh->bnts", q, kk) * q.dtype.type(scale)
     if bias is not None:
