@@ -96,10 +96,11 @@ void adagrad_update(float* param, const float* grad, float* accumulator, int64_t
 void embedding_forward(float* y, const float* table, const int64_t* ids, int64_t n, int64_t D);
 void embedding_backward(float* dtable, const float* dy, const int64_t* ids, int64_t n, int64_t V, int64_t D);
 
-// attention_fused.cpp, attention_ladder.cpp: scaled dot-product attention. q (B, T, N, H), k (B, S, K, H),
-// v (B, S, K, HV) -> o (B, T, N, HV), lse (B, N, T); weights (B, N, T, S) when not nullptr. N is a multiple of
-// K (query head n reads key head n / (N / K)); S >= 1. mask (1 = attend) and bias are (B, N, T, S) arrays read
-// through strides over B, N, T (0 where they broadcast) with S contiguous; nullptr when absent.
+// attention_fused.cpp, attention_fused_backward.cpp, attention_ladder.cpp: scaled dot-product attention.
+// q (B, T, N, H), k (B, S, K, H), v (B, S, K, HV) -> o (B, T, N, HV), lse (B, N, T); weights (B, N, T, S) when
+// not nullptr. N is a multiple of K (query head n reads key head n / (N / K)); S >= 1. mask (1 = attend) and
+// bias are (B, N, T, S) arrays read through strides over B, N, T (0 where they broadcast) with S contiguous;
+// nullptr when absent.
 struct AttentionArgs {
     int64_t B, T, S, N, K, H, HV;
     float scale;
