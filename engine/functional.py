@@ -270,6 +270,20 @@ class Functional(Model):
                              f"Received: lengths {[len(a) for a in arrays]}")
         return _Batch(arrays)
 
+    def _require_compiled(self, where):
+        if self._nested_outputs:
+            raise ValueError(f"{where}: training needs one loss per output, and engine supports one output. "
+                             f"Received: a model with outputs={[t.name for t in self._output_tensors]}; build it "
+                             f"with Model(inputs, output) for training (predict works with several outputs)")
+        super()._require_compiled(where)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for x as NumPy arrays: one array, or a list with several outputs."""
+        if not self._nested_outputs:
+            return super().predict(x, batch_size, verbose, steps, callbacks)
+        inputs = self._input_tensors if self._nested_inputs else self._input_tensors[0]
+        return [Functional(inputs, t).predict(x, batch_size, verbose, steps, callbacks) for t in self._output_tensors]
+
     def __call__(self, inputs, training=None, **kwargs):
         if isinstance(inputs, _Batch):
             inputs = inputs.arrays

@@ -146,6 +146,12 @@ def test_several_outputs_and_dropout_follow_training():
     np.testing.assert_array_equal(model(x, training=False)[0].numpy(), model(x, training=False)[0].numpy())
     assert not np.array_equal(model(x, training=True)[0].numpy(), model(x, training=False)[0].numpy())
     assert model.compute_output_shape((None, 8)) == [(None, 2), (None, 3)]
+    predicted = model.predict(x, verbose=0)
+    assert [p.shape for p in predicted] == [(4, 2), (4, 3)]
+    np.testing.assert_allclose(predicted[1], model(x)[1].numpy(), rtol=1e-6)
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="fit: training needs one loss per output"):
+        model.fit(x, [np.zeros((4, 2)), np.zeros((4, 3))], verbose=0)
 
 
 def test_embedding_masks_flow_through_a_functional_graph():

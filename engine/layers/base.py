@@ -10,9 +10,9 @@ compute_mask (by default unchanged); a layer whose call takes a `mask` argument 
 input. Embedding(mask_zero=True) makes the mask and the recurrent layers skip the padded steps.
 
 Calling a layer (`layer(x)`) converts x to a Tensor, builds the layer on first use, runs call, and
-collects the activity regularization. Called on a symbolic input (engine.layers.Input), it records the call
-for a functional model instead (engine/functional.py). Weights are Tensors with requires_grad=True, so a loss computed
-from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`.
+collects the activity regularization. Weights are Tensors with requires_grad=True, so a loss computed
+from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`. Called on a
+symbolic input (engine.layers.Input), a layer records the call for a functional model (engine/functional.py).
 """
 import inspect
 import re
