@@ -276,3 +276,34 @@ def timed_rounds(benchmark, fn, setup, *, rounds, group, row, impl, work, unit="
     if "torch" in sys.modules:
         info["torch_threads"] = sys.modules["torch"].get_num_threads()
     return result
+
+
+def interleaved(cases, rounds=7, best_of=3):
+    """Time several implementations of each case alternately (a, b, c, a, b, c, ...), which is fairer than one
+    block per implementation on a shared machine. cases: {row: {impl: fn}}; each round calls every fn
+    best_of times and keeps its fastest call. Returns {row: {impl: median over rounds, in seconds}}."""
+    result = {}
+    for row, fns in cases.items():
+        for fn in fns.values():
+            settle(fn)                                      # warm-up
+        times = {impl: [] for impl in fns}
+        for _ in range(rounds):
+            for impl, fn in fns.items():
+                time.sleep(SETTLE_S)                        # let the previous library's threads go idle
+                best = float("inf")
+                for _ in range(best_of):
+                    start = time.perf_counter()
+                    fn()
+                    best = min(best, time.perf_counter() - start)
+                times[impl].append(best)
+        result[row] = {impl: float(np.median(t)) for impl, t in times.items()}
+    return result
+
+
+def print_interleaved(title, result, versus="torch", print_fn=print):
+    """One line per row: each implementation's median time and cpu's time over `versus`'s (< 1: cpu faster)."""
+    print_fn(f"{title} ({', '.join(f'{k}={v}' for k, v in thread_info().items())})")
+    for row, medians in result.items():
+        cells = ", ".join(f"{impl} {seconds * 1e3:.2f} ms" for impl, seconds in medians.items())
+        ratio = f"; time cpu/{versus} {medians['cpu'] / medians[versus]:.2f}" if versus in medians and "cpu" in medians else ""
+        print_fn(f"  {row:<34} {cells}{ratio}")

@@ -1,9 +1,15 @@
-// csrc/attention.cpp (namespace engine): softmax and log-softmax over one axis (attention joins later).
-// Matches engine/ref/attention.py. x is viewed as (A, D, B): the axis has D entries, A slabs come before
-// it and B values after it, so element (a, d, b) is x[(a * D + d) * B + b]. For the last axis B = 1.
+// csrc/attention.cpp (namespace engine): softmax and log-softmax over one axis. (Attention itself is in
+// csrc/attention_fused.cpp.) Matches engine/ref/attention.py. x is viewed as (A, D, B): the axis has D entries,
+// A slabs come before it and B values after it, so element (a, d, b) is x[(a * D + d) * B + b]. For the last
+// axis B = 1.
 // Along the last axis (B = 1) each row is one vectorised pass (exp from vector_math.h); along another
-// axis, OpenMP over the A slabs with the C library's exp. Sums in double, in a fixed order: no
-// thread-count effect on the bits. No intrinsics.
+// axis, OpenMP over the A slabs with the C library's exp. Sums in double (along rows: float lanes of 16
+// terms, then double), in a fixed order: no thread-count effect on the bits. No intrinsics.
+//
+// The softmax ladder (engine.ladder 'softmax'; both rungs bound in engine._cpu.ladder, softmax over rows):
+//   softmax_forward_v1   the slab loop: max, then sum of exp (the C library's, one call per value), then divide
+//   softmax_forward_v2   row passes written so they vectorise: a max and a sum in independent SIMD lanes
+//                        (row_reduce.h), exp_f from vector_math.h. This is softmax_forward along the last axis.
 #include <omp.h>
 
 #include <algorithm>
@@ -12,6 +18,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "row_reduce.h"
 #include "vector_math.h"
 
 namespace engine {
@@ -41,21 +48,16 @@ static void softmax_family_forward(float* y, const float* x, int64_t A, int64_t 
     }
 }
 
-// The common case, softmax along the last axis (B = 1): one contiguous row at a time. exp comes from
-// vector_math.h so the row loops vectorise; the row sum is kept in double in 8 lanes, added in a fixed
-// order. Log = false writes softmax, Log = true log-softmax.
+// The common case, softmax along the last axis (B = 1): one contiguous row at a time. The row max and the
+// row sum run in independent SIMD lanes (csrc/row_reduce.h: a single running max or sum is a dependency
+// chain the compiler will not split), exp comes from vector_math.h. Log = false writes softmax, Log = true
+// log-softmax.
 template <bool Log>
 static inline __attribute__((always_inline)) void softmax_row(float* __restrict y, const float* __restrict x,
                                                               int64_t D) {
-    float mx = x[0];
-    for (int64_t d = 1; d < D; d++) mx = x[d] > mx ? x[d] : mx;
-    for (int64_t d = 0; d < D; d++) y[d] = exp_f(x[d] - mx);
-    double lanes[8] = {};
-    int64_t d = 0;
-    for (; d + 8 <= D; d += 8)
-        for (int j = 0; j < 8; j++) lanes[j] += y[d + j];
-    for (; d < D; d++) lanes[0] += y[d];
-    const double total = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    const float mx = lanes_max(x, D);
+    for (int64_t e = 0; e < D; e++) y[e] = exp_f(x[e] - mx);
+    const double total = row_sum(y, D);
     if (Log) {
         const float log_total = static_cast<float>(std::log(total));
         for (int64_t e = 0; e < D; e++) y[e] = (x[e] - mx) - log_total;
@@ -98,6 +100,16 @@ void softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B) 
     });
 }
 
+// The ladder's two rungs over rows (N, D): the slab loop with B = 1, and the vectorised row passes.
+void softmax_forward_v1(float* y, const float* x, int64_t N, int64_t D) {
+    softmax_family_forward(y, x, N, D, 1, [](float* ys, const float* xs, const float* shift, const double* total,
+                                             int64_t D, int64_t B) {
+        for (int64_t d = 0; d < D; d++) ys[d] = static_cast<float>(std::exp(xs[d] - shift[0]) / total[0]);
+    });
+}
+
+void softmax_forward_v2(float* y, const float* x, int64_t N, int64_t D) { softmax_rows<false>(y, x, N, D); }
+
 void log_softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B) {
     if (B == 1) return softmax_rows<true>(y, x, A, D);
     softmax_family_forward(y, x, A, D, B, [](float* ys, const float* xs, const float* shift, const double* total,
@@ -126,8 +138,33 @@ static void softmax_family_backward(float* dx, int64_t A, int64_t D, int64_t B, 
     }
 }
 
+// Along the last axis: dx = y * (dy - dot) row by row, dot = sum(dy * y) in lanes (row_reduce.h).
+static inline __attribute__((always_inline)) void softmax_backward_row(float* __restrict dx, const float* __restrict dy,
+                                                                       const float* __restrict y, int64_t D) {
+    const float dot = static_cast<float>(row_dot(dy, y, D));
+    for (int64_t e = 0; e < D; e++) dx[e] = y[e] * (dy[e] - dot);
+}
+
+ENGINE_AVX512 static void backward_rows_avx512(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
+}
+ENGINE_AVX2 static void backward_rows_avx2(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
+}
+static void backward_rows_portable(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
+    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
+}
+
 // dx = y * (dy - sum_d(dy * y))
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int64_t D, int64_t B) {
+    if (B == 1) {
+        const Simd simd = simd_active();
+        return parallel_chunks(A, 4 * D, [&](int64_t lo, int64_t hi) {
+            if (simd == Simd::avx512) backward_rows_avx512(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
+            else if (simd == Simd::avx2) backward_rows_avx2(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
+            else backward_rows_portable(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
+        });
+    }
     softmax_family_backward(
         dx, A, D, B, [=](int64_t i) { return static_cast<double>(dy[i]) * y[i]; },
         [=](int64_t i, double total) { return static_cast<float>(y[i] * (dy[i] - total)); });

@@ -8,8 +8,10 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common.h"
@@ -658,6 +660,266 @@ Update update_args(const std::string& where, py::handle param_obj, py::handle gr
     return u;
 }
 
+// ------------------------------------------------------------------------------------------ embedding
+
+using Ids = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+// Token ids: any integer numpy array (converted to int64), every value in [0, num_rows).
+Ids token_ids(const std::string& where, const py::handle& obj, int64_t num_rows) {
+    const bool integer = py::isinstance<py::array>(obj) &&
+                         std::string("iu").find(py::reinterpret_borrow<py::array>(obj).dtype().kind()) != std::string::npos;
+    if (!integer)
+        throw py::type_error(where + ": expected ids to be an integer numpy array. Received: ids.dtype=" +
+                             (py::isinstance<py::array>(obj) ? std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype()))
+                                                             : std::string(py::str(py::type::of(obj).attr("__name__")))));
+    Ids ids = Ids::ensure(obj);
+    const int64_t* p = ids.data();
+    for (py::ssize_t i = 0; i < ids.size(); i++)
+        ENGINE_CHECK(p[i] >= 0 && p[i] < num_rows, where.c_str(), "expected token ids in [0, ", num_rows,
+                     "). Received: a token id of ", p[i]);
+    return ids;
+}
+
+Array py_embedding_forward(py::handle ids_obj, py::handle table_obj) {
+    const std::string where = "embedding_forward";
+    Array table = input(table_obj, where, "table");
+    ENGINE_CHECK(table.ndim() == 2, where.c_str(), "expected table of shape (V, D). Received: table.shape=",
+                 shape_str(shape_of(table)));
+    Ids ids = token_ids(where, ids_obj, table.shape(0));
+    Shape out = shape_of(ids);
+    out.push_back(table.shape(1));
+    Array y(out);
+    {
+        py::gil_scoped_release nogil;
+        engine::embedding_forward(y.mutable_data(), table.data(), ids.data(), ids.size(), table.shape(1));
+    }
+    return y;
+}
+
+Array py_embedding_backward(py::handle dy_obj, py::handle ids_obj, py::object num_rows_obj) {
+    const std::string where = "embedding_backward";
+    Array dy = input(dy_obj, where, "dy");
+    const bool integer = PyIndex_Check(num_rows_obj.ptr()) && !PyBool_Check(num_rows_obj.ptr());
+    const int64_t num_rows = integer ? num_rows_obj.cast<int64_t>() : -1;
+    ENGINE_CHECK(num_rows >= 0, where.c_str(), "expected num_rows to be an int >= 0. Received: num_rows=",
+                 std::string(py::repr(num_rows_obj)));
+    Ids ids = token_ids(where, ids_obj, num_rows);
+    const Shape expected = shape_of(ids), dy_shape = shape_of(dy);
+    ENGINE_CHECK(dy.ndim() >= 1 && Shape(dy_shape.begin(), dy_shape.end() - 1) == expected, where.c_str(),
+                 "expected dy of shape ids.shape + (D,). Received: dy.shape=", shape_str(shape_of(dy)),
+                 ", ids.shape=", shape_str(expected));
+    const int64_t D = dy.shape(dy.ndim() - 1);
+    Array dtable(Shape{num_rows, D});
+    {
+        py::gil_scoped_release nogil;
+        engine::embedding_backward(dtable.mutable_data(), dy.data(), ids.data(), ids.size(), num_rows, D);
+    }
+    return dtable;
+}
+
+// ------------------------------------------------------------------------------------------ attention
+
+using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+// The arrays of one attention call, checked, contiguous and kept alive, and the kernel's view of them.
+struct AttentionCall {
+    Array q, k, v, bias;
+    Bytes mask;
+    engine::AttentionArgs args{};
+};
+
+// A mask or bias must be 4-D, (1|B, 1|N, 1|T, S); its strides over B, N, T are 0 where it broadcasts.
+void attention_extent(const std::string& where, const char* name, const py::array& a, const engine::AttentionArgs& g,
+                      int64_t* strides) {
+    const Shape s = shape_of(a);
+    const int64_t full[4] = {g.B, g.N, g.T, g.S};
+    bool ok = s.size() == 4 && s[3] == g.S;
+    for (int d = 0; ok && d < 3; d++) ok = s[d] == 1 || s[d] == full[d];
+    ENGINE_CHECK(ok, where.c_str(), "expected ", name, " of shape (1|B, 1|N, 1|T, S) = (1|", g.B, ", 1|", g.N, ", 1|",
+                 g.T, ", ", g.S, "). Received: ", name, ".shape=", shape_str(s));
+    strides[2] = s[2] == 1 ? 0 : g.S;
+    strides[1] = s[1] == 1 ? 0 : s[2] * g.S;
+    strides[0] = s[0] == 1 ? 0 : s[1] * s[2] * g.S;
+}
+
+AttentionCall attention_call(const std::string& where, py::handle q_obj, py::handle k_obj, py::handle v_obj,
+                             py::handle mask_obj, py::handle bias_obj, py::handle scale_obj, bool causal) {
+    AttentionCall c;
+    c.q = input(q_obj, where, "q");
+    c.k = input(k_obj, where, "k");
+    c.v = input(v_obj, where, "v");
+    for (auto [name, a] : {std::pair<const char*, Array*>{"q", &c.q}, {"k", &c.k}, {"v", &c.v}})
+        ENGINE_CHECK(a->ndim() == 4, where.c_str(), "expected ", name, " of rank 4, (B, T or S, heads, head size). ",
+                     "Received: ", name, ".shape=", shape_str(shape_of(*a)));
+    const Shape qs = shape_of(c.q), ks = shape_of(c.k), vs = shape_of(c.v);
+    engine::AttentionArgs& g = c.args;
+    g.B = qs[0], g.T = qs[1], g.N = qs[2], g.H = qs[3], g.S = ks[1], g.K = ks[2], g.HV = vs[3];
+    ENGINE_CHECK(ks[0] == g.B && ks[3] == g.H && vs[0] == ks[0] && vs[1] == ks[1] && vs[2] == ks[2] && g.K > 0 &&
+                     g.N % g.K == 0 && g.S > 0 && g.H > 0,
+                 where.c_str(), "expected k (B, S, K, H) and v (B, S, K, HV) for q (B, T, N, H), with S >= 1, H >= 1 ",
+                 "and N a multiple of K. Received: q.shape=", shape_str(qs), ", k.shape=", shape_str(ks),
+                 ", v.shape=", shape_str(vs));
+    if (!mask_obj.is_none()) {
+        const bool is_bool = py::isinstance<py::array>(mask_obj) &&
+                             py::reinterpret_borrow<py::array>(mask_obj).dtype().kind() == 'b';
+        if (!is_bool)
+            throw py::type_error(where + ": expected mask to be a bool numpy array. Received: mask.dtype=" +
+                                 (py::isinstance<py::array>(mask_obj)
+                                      ? std::string(py::str(py::reinterpret_borrow<py::array>(mask_obj).dtype()))
+                                      : std::string(py::str(py::type::of(mask_obj).attr("__name__")))));
+        attention_extent(where, "mask", py::reinterpret_borrow<py::array>(mask_obj), g, g.mask_strides);
+        c.mask = Bytes::ensure(mask_obj.attr("view")(py::dtype::of<uint8_t>()));
+        g.mask = c.mask.data();
+    }
+    if (!bias_obj.is_none()) {
+        c.bias = input(bias_obj, where, "bias");
+        attention_extent(where, "bias", c.bias, g, g.bias_strides);
+        g.bias = c.bias.data();
+    }
+    g.scale = scale_obj.is_none() ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(g.H)))
+                                  : scale_obj.cast<float>();
+    g.causal = causal;
+    return c;
+}
+
+using AttentionRung = void (*)(float*, float*, float*, const float*, const float*, const float*,
+                               const engine::AttentionArgs&);
+
+// An output of shape (B, N, T, S) that is computed only on request: (the array or None, its data or nullptr).
+std::pair<py::object, float*> optional_scores(bool wanted, const engine::AttentionArgs& g) {
+    if (!wanted) return {py::none(), nullptr};
+    Array a(Shape{g.B, g.N, g.T, g.S});
+    float* data = a.mutable_data();
+    return {a, data};
+}
+
+py::tuple py_attention_forward(const std::string& where, AttentionRung rung, py::handle q, py::handle k, py::handle v,
+                               py::handle mask, py::handle bias, py::handle scale, bool is_causal, bool return_weights) {
+    AttentionCall c = attention_call(where, q, k, v, mask, bias, scale, is_causal);
+    const engine::AttentionArgs& g = c.args;
+    Array o(Shape{g.B, g.T, g.N, g.HV}), lse(Shape{g.B, g.N, g.T});
+    auto [weights, w] = optional_scores(return_weights, g);
+    {
+        py::gil_scoped_release nogil;
+        rung(o.mutable_data(), lse.mutable_data(), w, c.q.data(), c.k.data(), c.v.data(), g);
+    }
+    return py::make_tuple(o, lse, weights);
+}
+
+py::tuple py_attention_backward(py::handle do_obj, py::handle q, py::handle k, py::handle v, py::handle o_obj,
+                                py::handle lse_obj, py::handle mask, py::handle bias, py::handle scale, bool is_causal,
+                                bool bias_grad) {
+    const std::string where = "attention_backward";
+    AttentionCall c = attention_call(where, q, k, v, mask, bias, scale, is_causal);
+    const engine::AttentionArgs& g = c.args;
+    Array dout = input(do_obj, where, "do"), o = input(o_obj, where, "o"), lse = input(lse_obj, where, "lse");
+    for (auto [name, a, shape] : {std::tuple<const char*, Array*, Shape>{"do", &dout, Shape{g.B, g.T, g.N, g.HV}},
+                                  {"o", &o, Shape{g.B, g.T, g.N, g.HV}}, {"lse", &lse, Shape{g.B, g.N, g.T}}})
+        ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
+                     ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
+    Array dq(shape_of(c.q)), dk(shape_of(c.k)), dv(shape_of(c.v));
+    auto [dbias, db] = optional_scores(bias_grad, g);
+    {
+        py::gil_scoped_release nogil;
+        engine::attention_backward(dq.mutable_data(), dk.mutable_data(), dv.mutable_data(), db, dout.data(), c.q.data(),
+                                   c.k.data(), c.v.data(), o.data(), lse.data(), g);
+    }
+    return py::make_tuple(dq, dk, dv, dbias);
+}
+
+void def_attention(py::module_& m, const char* name, AttentionRung rung, const char* doc) {
+    const std::string where = name;
+    m.def(name, [where, rung](py::handle q, py::handle k, py::handle v, py::handle mask, py::handle bias,
+                              py::handle scale, bool is_causal, bool return_weights) {
+        return py_attention_forward(where, rung, q, k, v, mask, bias, scale, is_causal, return_weights);
+    }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(), py::arg("bias") = py::none(),
+          py::arg("scale") = py::none(), py::arg("is_causal") = false, py::arg("return_weights") = false, doc);
+}
+
+// ------------------------------------------------------------------------------------------ layer norm
+
+// gamma or beta: None, or a float32 array of shape (D,).
+Array optional_row(const std::string& where, const char* name, py::handle obj, int64_t D, const float** ptr) {
+    if (obj.is_none()) {
+        *ptr = nullptr;
+        return Array();
+    }
+    Array a = input(obj, where, name);
+    ENGINE_CHECK(a.ndim() == 1 && a.shape(0) == D, where.c_str(), "expected ", name, " of shape (", D,
+                 ",) for x of shape (..., ", D, "). Received: ", name, ".shape=", shape_str(shape_of(a)));
+    *ptr = a.data();
+    return a;
+}
+
+Array layer_norm_input(const std::string& where, py::handle x_obj) {
+    Array x = input(x_obj, where, "x");
+    ENGINE_CHECK(x.ndim() >= 1 && x.shape(x.ndim() - 1) > 0, where.c_str(),
+                 "expected x of shape (..., D) with D >= 1. Received: x.shape=", shape_str(shape_of(x)));
+    return x;
+}
+
+py::tuple py_layer_norm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj, float epsilon, bool rms) {
+    const std::string where = "layer_norm_forward";
+    Array x = layer_norm_input(where, x_obj);
+    const int64_t D = x.shape(x.ndim() - 1), N = x.size() / D;
+    const float *gamma, *beta;
+    Array ga = optional_row(where, "gamma", gamma_obj, D, &gamma), ba = optional_row(where, "beta", beta_obj, D, &beta);
+    const Shape rows(x.shape(), x.shape() + x.ndim() - 1);
+    Array y(shape_of(x)), mean(rows), rstd(rows);
+    {
+        py::gil_scoped_release nogil;
+        engine::layer_norm_forward(y.mutable_data(), mean.mutable_data(), rstd.mutable_data(), x.data(), gamma, beta, N,
+                                   D, epsilon, rms);
+    }
+    return py::make_tuple(y, mean, rstd);
+}
+
+py::tuple py_layer_norm_backward(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::handle rstd_obj,
+                                 py::handle gamma_obj, bool rms) {
+    const std::string where = "layer_norm_backward";
+    Array x = layer_norm_input(where, x_obj);
+    const int64_t D = x.shape(x.ndim() - 1), N = x.size() / D;
+    const float* gamma;
+    Array ga = optional_row(where, "gamma", gamma_obj, D, &gamma);
+    Array dy = input(dy_obj, where, "dy"), mean = input(mean_obj, where, "mean"), rstd = input(rstd_obj, where, "rstd");
+    const Shape rows(x.shape(), x.shape() + x.ndim() - 1);
+    for (auto [name, a, shape] : {std::tuple<const char*, Array*, Shape>{"dy", &dy, shape_of(x)}, {"mean", &mean, rows},
+                                  {"rstd", &rstd, rows}})
+        ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
+                     ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
+    Array dx(shape_of(x)), dgamma(Shape{D}), dbeta(Shape{D});
+    {
+        py::gil_scoped_release nogil;
+        engine::layer_norm_backward(dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), dy.data(), x.data(),
+                                    mean.data(), rstd.data(), gamma, N, D, rms);
+    }
+    return py::make_tuple(dx, dgamma, dbeta);
+}
+
+// ------------------------------------------------------------------------------------------ attention ladder
+
+// Rungs of the softmax ladder (over rows of a 2-D x) and of the attention ladder, in engine._cpu.ladder.
+void def_attention_ladder(py::module_& ladder) {
+    using SoftmaxRung = void (*)(float*, const float*, int64_t, int64_t);
+    for (auto [name, rung] : {std::pair<const char*, SoftmaxRung>{"softmax_forward_v1", engine::softmax_forward_v1},
+                              {"softmax_forward_v2", engine::softmax_forward_v2}}) {
+        const std::string where = name;
+        ladder.def(name, [where, rung = rung](py::handle x_obj) {
+            Array x = input(x_obj, where, "x");
+            ENGINE_CHECK(x.ndim() == 2 && x.shape(1) > 0, where.c_str(),
+                         "expected x of shape (N, D) with D >= 1. Received: x.shape=", shape_str(shape_of(x)));
+            Array y(shape_of(x));
+            py::gil_scoped_release nogil;
+            rung(y.mutable_data(), x.data(), x.shape(0), x.shape(1));
+            return y;
+        }, py::arg("x"), "y = softmax(x) along the last axis; x: (N, D)");
+    }
+    def_attention(ladder, "attention_forward_v1", engine::attention_forward_v1,
+                  "naive rung: o, lse, weights = attention_forward_v1(q, k, v, ...), full score matrix per head");
+    def_attention(ladder, "attention_forward_v2", engine::attention_forward,
+                  "fused rung (= attention_forward): tiles and an online softmax");
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------ module
@@ -818,6 +1080,24 @@ PYBIND11_MODULE(_cpu, m) {
     }, arg("param"), arg("grad"), arg("accumulator"), arg("lr"), arg("epsilon"), arg("weight_decay") = 0.0,
           "In place: one Adagrad step");
 
+    m.def("embedding_forward", &py_embedding_forward, arg("ids"), arg("table"),
+          "y = table[ids]; ids: (...) integers in [0, V), table: (V, D) -> y: (..., D)");
+    m.def("embedding_backward", &py_embedding_backward, arg("dy"), arg("ids"), arg("num_rows"),
+          "dtable (V, D): each dy row added at its id (repeats accumulate, in order)");
+
+    def_attention(m, "attention_forward", engine::attention_forward,
+                  "o, lse, weights = attention_forward(q, k, v, mask=None, bias=None, scale=None, is_causal=False, "
+                  "return_weights=False); q (B, T, N, H), k (B, S, K, H), v (B, S, K, HV)");
+    m.def("attention_backward", &py_attention_backward, arg("do"), arg("q"), arg("k"), arg("v"), arg("o"), arg("lse"),
+          arg("mask") = py::none(), arg("bias") = py::none(), arg("scale") = py::none(), arg("is_causal") = false,
+          arg("bias_grad") = false, "dq, dk, dv, dbias = attention_backward(do, q, k, v, o, lse, ...)");
+    m.def("layer_norm_forward", &py_layer_norm_forward, arg("x"), arg("gamma") = py::none(), arg("beta") = py::none(),
+          arg("epsilon") = 1e-3f, arg("rms_scaling") = false,
+          "y, mean, rstd = layer_norm_forward(x, gamma, beta, epsilon, rms_scaling); over the last axis of x");
+    m.def("layer_norm_backward", &py_layer_norm_backward, arg("dy"), arg("x"), arg("mean"), arg("rstd"),
+          arg("gamma") = py::none(), arg("rms_scaling") = false,
+          "dx, dgamma, dbeta = layer_norm_backward(dy, x, mean, rstd, gamma, rms_scaling)");
+
     py::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");
     const std::pair<const char*, Rung> rungs[] = {
         {"matmul_forward_v1", engine::matmul_forward_v1}, {"matmul_forward_v2", engine::matmul_forward_v2},
@@ -827,4 +1107,5 @@ PYBIND11_MODULE(_cpu, m) {
         ladder.def(name, [where, rung = rung](py::handle a, py::handle b) { return py_matmul_rung(where, rung, a, b); },
                    arg("a"), arg("b"), "c = a @ b; a: (M, K), b: (K, N)");
     }
+    def_attention_ladder(ladder);
 }

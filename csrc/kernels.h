@@ -114,4 +114,41 @@ void rmsprop_update(float* param, const float* grad, float* velocity, float* ave
 void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, double lr, double epsilon,
                     double weight_decay);
 
+// embedding.cpp: y (n, D) = table (V, D) rows picked by ids (n,), every id in [0, V); the backward adds
+// each dy row into dtable (V, D) at its id (rows never picked stay 0).
+void embedding_forward(float* y, const float* table, const int64_t* ids, int64_t n, int64_t D);
+void embedding_backward(float* dtable, const float* dy, const int64_t* ids, int64_t n, int64_t V, int64_t D);
+
+// attention_fused.cpp, attention_fused_backward.cpp, attention_ladder.cpp: scaled dot-product attention.
+// q (B, T, N, H), k (B, S, K, H), v (B, S, K, HV) -> o (B, T, N, HV), lse (B, N, T); weights (B, N, T, S) when
+// not nullptr. N is a multiple of K (query head n reads key head n / (N / K)); S >= 1. mask (1 = attend) and
+// bias are (B, N, T, S) arrays read through strides over B, N, T (0 where they broadcast) with S contiguous;
+// nullptr when absent.
+struct AttentionArgs {
+    int64_t B, T, S, N, K, H, HV;
+    float scale;
+    bool causal;                                  // query t sees keys 0..t
+    const uint8_t* mask;
+    int64_t mask_strides[3];
+    const float* bias;
+    int64_t bias_strides[3];
+};
+void attention_forward(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
+                       const AttentionArgs& args);                      // fused: tiles + online softmax
+void attention_forward_v1(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
+                          const AttentionArgs& args);                   // naive: the full score matrix per head
+// dq, dk, dv shaped like q, k, v; dbias (B, N, T, S) = d loss / d logits when not nullptr.
+void attention_backward(float* dq, float* dk, float* dv, float* dbias, const float* dout, const float* q,
+                        const float* k, const float* v, const float* o, const float* lse, const AttentionArgs& args);
+// attention.cpp: the softmax ladder's rungs over rows, x (N, D).
+void softmax_forward_v1(float* y, const float* x, int64_t N, int64_t D);
+void softmax_forward_v2(float* y, const float* x, int64_t N, int64_t D);
+
+// layernorm.cpp: normalise each row of x (N, D): y = (x - mean) * rstd * gamma + beta, rstd = 1/sqrt(var + eps);
+// rms: mean taken as 0 (beta unused). gamma, beta: (D,) or nullptr (1 and 0); mean, rstd: (N,).
+void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
+                        int64_t N, int64_t D, float epsilon, bool rms);
+void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
+                         const float* rstd, const float* gamma, int64_t N, int64_t D, bool rms);
+
 }  // namespace engine

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from . import backend, cuda, ops, random, ref
 from . import activations, initializers, regularizers
 from . import layers, losses, metrics, optimizers, callbacks, models
+from . import functional  # noqa: F401  (registers Model(inputs, outputs)'s class for load_model)
 from .backend import get_backend, set_backend, trace, use_backend
 from .random import set_seed
 from .runtime import get_num_threads, info, set_num_threads, set_simd

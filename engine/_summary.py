@@ -8,6 +8,8 @@ def _shape_str(shape):
 def _rows(model):
     """(name (type), output shape, params, trainable) for each layer, with output shapes propagated from the
     model's input shape when it is known."""
+    if hasattr(model, "_summary_rows"):                  # a functional model knows its graph's shapes
+        return model._summary_rows()
     layers = getattr(model, "layers", None)
     if layers is None:                                   # a subclassed model: its tracked layers, shapes unknown
         return [(f"{l.name} ({type(l).__name__})", None, l.count_params(), l.trainable) for l in model._sublayers]
@@ -52,7 +54,12 @@ def summary_lines(model, width=78, show_trainable=False):
            line("┡", "╇", "┩", "━")]
     for i, (name, shape, params, layer_trainable) in enumerate(rows):
         label = name + ("" if layer_trainable or not show_trainable else " [frozen]")
-        out.append(cells(label, _shape_str(shape), str(params)).replace("┃", "│"))
+        name, sep, kind = label.partition(" (")
+        if len(label) > cols[0] - 2 and sep:              # too wide: the type goes on a second line, as Keras does
+            out.append(cells(name, _shape_str(shape), str(params)).replace("┃", "│"))
+            out.append(cells("(" + kind, "", "").replace("┃", "│"))
+        else:
+            out.append(cells(label, _shape_str(shape), str(params)).replace("┃", "│"))
         out.append(line("├", "┼", "┤", "─") if i < len(rows) - 1 else line("└", "┴", "┘", "─"))
     if not rows:
         out.append(line("└", "┴", "┘", "─"))

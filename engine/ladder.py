@@ -1,16 +1,22 @@
-"""engine.ladder: the kernel ladders. Each family (matmul now; conv2d, softmax and attention join later)
+"""engine.ladder: the kernel ladders. Each family (matmul, softmax, attention; conv2d joins later)
 is a list of rungs, from the plainest loop to the fastest kernel, each one a real, tested kernel that a
 learner can call by name on NumPy arrays and time against the others.
 
     from engine import ladder
-    ladder.families()                       # ['matmul']
+    ladder.families()                       # ['matmul', 'softmax', 'attention']
     for rung in ladder.rungs('matmul'):     # name, idea, and the function itself
         print(rung.name, rung.idea)
     c = ladder.run('matmul', 'v3', a, b)    # one rung on float32 arrays
     ladder.print_table('matmul', n=512)     # every rung timed on one size: time, GFLOP/s, speed-ups
+    ladder.print_table('attention', n=1024) # one head, 1024 queries and keys of size 64
+    ladder.peak_memory('attention', 'v2', n=4096)   # bytes one call adds, measured in a fresh process
 
-The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach.
+The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach. The attention
+rungs return (o, lse, weights); the table times them on (1, n, 1, 64) inputs.
 """
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -45,7 +51,30 @@ def _matmul_rungs():
     ]
 
 
-_FAMILIES = {"matmul": _matmul_rungs}
+def _with_cpu(reference, compiled):
+    """The reference rung, then compiled(engine._cpu.ladder) when the cpu kernels are built."""
+    return [reference] + (compiled(backend.get("cpu").ladder) if backend.available("cpu") else [])
+
+
+def _softmax_rungs():
+    return _with_cpu(Rung("softmax", "ref", "NumPy: max, exp, sum and divide as whole-array operations",
+                          ref.softmax_forward), lambda cpu: [
+        Rung("softmax", "v1", "one row at a time: max, the C library's exp for each value, a double sum, divide; "
+             "OpenMP over rows", cpu.softmax_forward_v1),
+        Rung("softmax", "v2", "the row passes written to vectorise: a 16-lane max, a polynomial exp and its sum in "
+             "one pass (AVX-512/AVX2 chosen at run time): engine's softmax_forward", cpu.softmax_forward_v2)])
+
+
+def _attention_rungs():
+    return _with_cpu(Rung("attention", "ref", "NumPy: the whole (T, S) score matrix per head, softmax, then times V",
+                          ref.attention_forward), lambda cpu: [
+        Rung("attention", "v1", "naive C++: per head the full T x S scores (matmul), softmax row by row, matmul "
+             "with V; memory O(T S)", cpu.attention_forward_v1),
+        Rung("attention", "v2", "fused: 96 x 96 tiles, an online softmax (running max and sum per query), "
+             "register-blocked tile products; memory O(T + S): engine's attention_forward", cpu.attention_forward_v2)])
+
+
+_FAMILIES = {"matmul": _matmul_rungs, "softmax": _softmax_rungs, "attention": _attention_rungs}
 
 
 def families():
@@ -91,20 +120,34 @@ def _median_time(fn, args, min_time):
     return float(np.median(times))
 
 
+_SIZES = {"matmul": "{n} x {n} x {n}", "softmax": "({n}, 1024) rows", "attention": "one head, T = S = {n}, head size 64"}
+
+
+def _inputs(family, n, seed=0):
+    """(arguments, flops) for one call of a rung of `family` at size n."""
+    rng = np.random.default_rng(seed)
+    if family == "matmul":
+        return _matmul_inputs(n), 2.0 * n ** 3
+    if family == "softmax":              # 5 operations a value: max, subtract, exp, add, divide
+        return (rng.standard_normal((n, 1024)).astype(np.float32),), 5.0 * n * 1024
+    q, k, v = (rng.standard_normal((1, n, 1, 64)).astype(np.float32) for _ in range(3))
+    return (q, k, v), 4.0 * n * n * 64
+
+
 def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
-    """Time every rung on one n x n x n product; rows of dicts with name, seconds, gflops, speedup (over the
-    rung before) and of_ref (the fraction of the reference's speed). A rung whose single run takes longer
-    than skip_slower_than seconds is timed once."""
-    if family != "matmul":
-        raise ValueError(f"ladder.table: only 'matmul' has a timing table so far. Received: family={family!r}")
-    a, b = _matmul_inputs(n)
-    flops = 2.0 * n ** 3
+    """Time every rung of `family` on one size n (matmul: n x n x n; softmax: n rows of 1024; attention: one
+    head of n queries and keys); rows of dicts with name, seconds, gflops, speedup (over the rung before) and
+    of_ref (the fraction of the reference's speed). A rung whose single run takes longer than
+    skip_slower_than seconds is timed once."""
+    if family not in _FAMILIES:
+        raise ValueError(f"ladder.table: expected a family in {families()}. Received: family={family!r}")
+    args, flops = _inputs(family, n)
     rows, previous = [], None
     for rung in rungs(family):
         start = time.perf_counter()
-        rung.fn(a, b)
+        rung.fn(*args)
         once = time.perf_counter() - start
-        seconds = once if once > skip_slower_than else _median_time(rung.fn, (a, b), min_time)
+        seconds = once if once > skip_slower_than else _median_time(rung.fn, args, min_time)
         rows.append({"name": rung.name, "idea": rung.idea, "seconds": seconds, "gflops": flops / seconds / 1e9,
                      "speedup": None if previous is None or rung.name == "v1" else previous / seconds})
         previous = seconds if rung.name != "ref" else None
@@ -117,10 +160,46 @@ def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
 def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
     """Print table(): one line per rung."""
     rows = table(family, n, min_time)
-    print_fn(f"{family} ladder, {n} x {n} x {n}, float32, {backend.get('cpu').get_num_threads()} threads")
+    threads = backend.get("cpu").get_num_threads() if backend.available("cpu") else 1
+    print_fn(f"{family} ladder, {_SIZES[family].format(n=n)}, float32, {threads} threads")
     print_fn(f"  {'rung':<5} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
     for row in rows:
         speedup = "" if row["speedup"] is None else f"{row['speedup']:.1f}x"
         print_fn(f"  {row['name']:<5} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
                  f"{row['of_ref']:>8.0%}  {row['idea']}")
     return rows
+
+
+_PEAK_SCRIPT = r"""
+import ctypes, json, sys
+from engine import ladder
+family, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+fn = ladder.get(family, name)
+fn(*ladder._inputs(family, 8)[0])            # start the thread team and the libraries first
+args = ladder._inputs(family, n)[0]
+ctypes.CDLL("libc.so.6").malloc_trim(0)      # freed memory back to the system, so it is not reused unseen
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")                             # reset the peak (VmHWM) to the resident size now
+before = status("VmRSS")
+out = fn(*args)
+first = out[0] if isinstance(out, tuple) else out
+print(json.dumps({"extra": status("VmHWM") - before, "output": int(first.nbytes)}))
+"""
+
+
+def peak_memory(family, name, n):
+    """The peak resident memory (bytes) that one call of rung `name` at size n adds, in a fresh Python process:
+    the high-water mark (VmHWM, reset just before the call) minus the resident size before it. Returns
+    {'extra': bytes, 'output': bytes of the (first) output}. Linux only (it reads /proc/self)."""
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError(f"ladder.peak_memory: reads /proc/self/status, which only Linux has. Received: "
+                           f"platform={sys.platform!r}")
+    get(family, name)                                    # a bad name fails here, not in the child
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, family, name, str(int(n))], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ladder.peak_memory: the measuring process failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout)

@@ -20,7 +20,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import random
 from .callbacks.base import progress_line
-from .layers.base import Layer
+from .layers.base import Layer, set_mask
 from .layers.core import InputLayer
 from .saving import load_model  # noqa: F401  (engine.models.load_model, as keras.models.load_model)
 from .tensor import Tensor, no_grad
@@ -61,11 +61,12 @@ def _check_int(where, name, value, low, allow_none=False):
     return int(value)
 
 
-def _xy(where, x, y, sample_weight=None, y_required=True):
-    """x (float32), y and sample weights as arrays of one length, checked before anything changes."""
+def _xy(where, x, y, sample_weight=None, y_required=True, inputs=None):
+    """x (float32), y and sample weights as arrays of one length, checked before anything changes.
+    inputs(where, x) converts x instead of _as_array (a functional model with several inputs takes a list)."""
     if x is None:
         raise ValueError(f"{where}: expected `x`, the inputs. Received: x=None")
-    x = _as_array(where, "x", x)
+    x = _as_array(where, "x", x) if inputs is None else inputs(where, x)
     if y is None:
         if y_required:
             raise ValueError(f"{where}: expected `y`, the targets, for a compiled loss. Received: y=None")
@@ -103,6 +104,12 @@ class Model(Layer):
             def call(self, x, training=None):
                 return self.out(self.hidden(x))
     """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional         # Model(inputs, outputs): a functional model, as in Keras
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
@@ -142,6 +149,11 @@ class Model(Layer):
         self._metrics = None                          # resolved on the first batch ('accuracy' needs shapes)
         self.compiled = True
         self._compile_config = compile_config
+
+    def _input_arrays(self, where, x):
+        """The model's inputs x as it takes them: one float32 array here (a functional model with several
+        inputs overrides this to take a list)."""
+        return _as_array(where, "x", x)
 
     def _require_compiled(self, where):
         if not self.compiled:
@@ -216,7 +228,7 @@ class Model(Layer):
         every epoch, with the engine's generator (engine.set_seed makes runs repeat exactly)."""
         where = "fit"
         self._require_compiled(where)
-        x, y, sample_weight = _xy(where, x, y, sample_weight)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, inputs=self._input_arrays)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
         epochs = _check_int(where, "epochs", epochs, 0)
         initial_epoch = _check_int(where, "initial_epoch", initial_epoch, 0)
@@ -233,9 +245,9 @@ class Model(Layer):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError(f"{where}: expected validation_data=(x_val, y_val) or (x_val, y_val, "
                                  f"sample_weight_val). Received: {type(validation_data).__name__}")
-            val = _xy(f"{where} (validation_data)", *validation_data)
+            val = _xy(f"{where} (validation_data)", *validation_data, inputs=self._input_arrays)
             for name, train, held_out in (("x", x, val[0]), ("y", y, val[1])):
-                if held_out.shape[1:] != train.shape[1:]:
+                if getattr(held_out, "shape", None) is not None and held_out.shape[1:] != train.shape[1:]:
                     raise ValueError(f"{where}: expected validation_data's {name} with the sample shape of {name}, "
                                      f"{train.shape[1:]}. Received: {held_out.shape[1:]}")
         elif validation_split > 0:
@@ -318,7 +330,7 @@ class Model(Layer):
         or a dict with return_dict=True."""
         where = "evaluate"
         self._require_compiled(where)
-        x, y, sample_weight = _xy(where, x, y, sample_weight)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, inputs=self._input_arrays)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in _VERBOSE:
             raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
@@ -338,7 +350,7 @@ class Model(Layer):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """The model's outputs for x, as a NumPy array, computed in batches without recording gradients."""
         where = "predict"
-        x = _as_array(where, "x", x)
+        x = self._input_arrays(where, x)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in _VERBOSE:
             raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
@@ -363,7 +375,7 @@ class Model(Layer):
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on exactly this batch; returns the loss (and metrics) of the batch."""
         self._require_compiled("train_on_batch")
-        x, y, sample_weight = _xy("train_on_batch", x, y, sample_weight)
+        x, y, sample_weight = _xy("train_on_batch", x, y, sample_weight, inputs=self._input_arrays)
         if class_weight is not None:
             sample_weight = self._class_weights("train_on_batch", class_weight, y, sample_weight)
         self._reset_metrics()
@@ -373,14 +385,14 @@ class Model(Layer):
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) on this batch, without training."""
         self._require_compiled("test_on_batch")
-        x, y, sample_weight = _xy("test_on_batch", x, y, sample_weight)
+        x, y, sample_weight = _xy("test_on_batch", x, y, sample_weight, inputs=self._input_arrays)
         self._reset_metrics()
         self.test_step(x, y, sample_weight)
         return self._batch_result(return_dict)
 
     def predict_on_batch(self, x):
         with no_grad():
-            return self(_as_array("predict_on_batch", "x", x), training=False).data
+            return self(self._input_arrays("predict_on_batch", x), training=False).data
 
     def _batch_result(self, return_dict):
         logs = self._logs()
@@ -467,8 +479,10 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         x = inputs
+        if mask is not None:                         # an explicit mask goes to the first layer
+            set_mask(x, mask)
         for layer in self.layers:
             x = layer(x, training=training)
         return x

@@ -540,3 +540,168 @@ def binary_crossentropy(target, output, from_logits=False):
                       "sigmoid_cross_entropy")
     p = clip(output, _EPSILON, 1 - _EPSILON)
     return negative(add(multiply(target, log(p)), multiply(1 - target, log(subtract(1.0, p)))))
+
+
+# --------------------------------------------------------------------------------------------- embedding
+
+
+def embedding(ids, table):
+    """table[ids]: the rows of table picked by integer ids (a NumPy int array; ids get no gradient).
+    ids: (...) in [0, V), table: (V, D) -> (..., D). The gradient adds each output row into its table row."""
+    table = convert_to_tensor(table)
+    ids = to_array(ids)
+    k = kernels(table.dtype)
+    y = k.embedding_forward(ids, table.data)
+    return result(y, (table,), lambda g: (k.embedding_backward(g, ids, table.shape[0]),), "embedding")
+
+
+# --------------------------------------------------------------------------------------------- attention
+# Keras 3's ops.dot_product_attention on the fused kernel (engine/ref/attention.py, csrc/attention_fused.cpp),
+# and layer normalisation (engine/ref/layernorm.py, csrc/layernorm.cpp).
+
+
+def _attention_extent(where, name, a, full):
+    """A mask or bias broadcastable to full = (B, N, T, S), as the kernels take it: 4-D, each of the first three
+    axes 1 or full, the last S (a last axis of 1 is repeated; the others stay broadcast, so a padding mask of
+    shape (B, 1, 1, S) costs B * S, not B * N * T * S)."""
+    if a.ndim > 4:
+        raise ValueError(f"{where}: expected {name} broadcastable to (batch, heads, queries, keys) = {full}. "
+                         f"Received: {name}.shape={a.shape}")
+    a = a.reshape((1,) * (4 - a.ndim) + a.shape)
+    if any(d not in (1, f) for d, f in zip(a.shape, full)):
+        raise ValueError(f"{where}: expected {name} broadcastable to (batch, heads, queries, keys) = {full}. "
+                         f"Received: {name}.shape={a.shape}")
+    return np.ascontiguousarray(np.broadcast_to(a, a.shape[:3] + full[3:]))
+
+
+def _attention_inputs(where, query, key, value, bias, mask, scale):
+    q, k, v = _same_dtype([query, key, value], where)
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if t.ndim != 4:
+            raise ValueError(f"{where}: expected {name} of rank 4, (batch, sequence, heads, head_dim). "
+                             f"Received: {name}.shape={t.shape}")
+    (B, T, N, H), (_, S, K, _) = q.shape, k.shape
+    if k.shape[0] != B or v.shape[:3] != k.shape[:3] or k.shape[3] != H:
+        raise ValueError(f"{where}: expected key (batch, S, heads, {H}) and value (batch, S, heads, value_dim) "
+                         f"matching query (batch, T, heads, {H}). Received: query.shape={q.shape}, "
+                         f"key.shape={k.shape}, value.shape={v.shape}")
+    if K == 0 or N % K:
+        raise ValueError(f"{where}: expected query heads to be a multiple of key heads (grouped-query attention). "
+                         f"Received: query.shape={q.shape}, key.shape={k.shape}")
+    if S == 0 or H == 0:
+        raise ValueError(f"{where}: expected at least one key and head_dim >= 1. Received: key.shape={k.shape}")
+    full = (B, N, T, S)
+    if mask is not None:
+        mask = to_array(mask)
+        if mask.dtype.kind not in "biu":
+            raise TypeError(f"{where}: expected a boolean mask (True = attend); pass an additive mask as `bias`. "
+                            f"Received: mask.dtype={mask.dtype}")
+        mask = _attention_extent(where, "mask", mask.astype(bool), full)
+    if bias is not None:
+        bias = convert_to_tensor(bias, q.dtype)
+        _attention_extent(where, "bias", bias.data, full)
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating))):
+        raise TypeError(f"{where}: expected scale to be a number or None. Received: scale={scale!r}")
+    return q, k, v, bias, mask, full
+
+
+def _attention_fused(q, k, v, bias, mask, scale, is_causal, full, return_weights=False):
+    """The fused kernel as an autograd op: (o, weights or None). The weights carry no gradient."""
+    kern = kernels(q.dtype)
+    bias_data = None if bias is None else _attention_extent("dot_product_attention", "bias", bias.data, full)
+    o, lse, weights = kern.attention_forward(q.data, k.data, v.data, mask, bias_data, scale, is_causal,
+                                             return_weights)
+
+    def backward(g):
+        bias_grad = bias is not None and bias.requires_grad
+        dq, dk, dv, dbias = kern.attention_backward(g, q.data, k.data, v.data, o, lse, mask, bias_data, scale,
+                                                    is_causal, bias_grad)
+        return (dq, dk, dv) + ((_unbroadcast(dbias, bias.shape) if bias_grad else None,) if bias is not None else ())
+    parents = (q, k, v) if bias is None else (q, k, v, bias)
+    out = result(o, parents, backward, "dot_product_attention")
+    return out, (None if weights is None else Tensor._wrap(weights))
+
+
+def _attention_unfused(q, k, v, bias, mask, scale, is_causal, full, dropout=None):
+    """The same attention from ops: the whole (B, N, T, S) score matrix in memory, softmax, then the weighted sum
+    of values. Every step records its own gradient (and dropout, a callable, may act on the weights).
+    -> (o (B, T, N, HV), weights (B, N, T, S))"""
+    (B, T, N, H), (_, S, K, HV) = q.shape, v.shape
+    G = N // K
+    qh = reshape(transpose(q, (0, 2, 1, 3)), (B, K, G, T, H))           # query head n = kh * G + g
+    kh = expand_dims(transpose(k, (0, 2, 3, 1)), 2)                      # (B, K, 1, H, S)
+    scores = reshape(multiply(matmul(qh, kh), scale), full)               # (B, N, T, S)
+    if bias is not None:
+        scores = add(scores, bias)
+    allowed = np.ones((1, 1, T, S), bool) if mask is None else mask
+    if is_causal:
+        allowed = allowed & np.tril(np.ones((T, S), bool))
+    if mask is not None or is_causal:
+        scores = where(np.broadcast_to(allowed, full), scores, _MASKED)
+    weights = softmax(scores, axis=-1)
+    dropped = weights if dropout is None else dropout(weights)
+    vh = expand_dims(transpose(v, (0, 2, 1, 3)), 2)                      # (B, K, 1, S, HV)
+    o = matmul(reshape(dropped, (B, K, G, T, S)), vh)                    # (B, K, G, T, HV)
+    return transpose(reshape(o, (B, N, T, HV)), (0, 2, 1, 3)), weights
+
+
+_MASKED = float(np.float32(-0.7 * np.finfo(np.float32).max))   # Keras' stand-in for a masked logit
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False,
+                          flash_attention=None):
+    """softmax(query key^T * scale + bias, masked) value, per batch and head (Keras 3's ops function).
+
+    query (B, T, N, H), key (B, S, K, H), value (B, S, K, HV) -> (B, T, N, HV); K may divide N (grouped-query
+    attention: query head n reads key head n // (N / K)). scale defaults to 1 / sqrt(H). mask: bool, True =
+    attend, broadcastable to (B, N, T, S); bias: added to the scores, broadcastable to (B, N, T, S);
+    is_causal: query t sees keys 0..t. Masked scores become -0.7 * float32 max (as in Keras), so a query whose
+    every key is masked attends uniformly.
+    flash_attention: None or True runs the fused kernel (tiles and an online softmax: memory grows with T + S,
+    not T * S); False computes the full score matrix with separate ops (softmax, matmul), the naive way."""
+    where = "dot_product_attention"
+    q, k, v, bias, mask, full = _attention_inputs(where, query, key, value, bias, mask, scale)
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if flash_attention is False:
+        return _attention_unfused(q, k, v, bias, mask, scale, is_causal, full)[0]
+    return _attention_fused(q, k, v, bias, mask, scale, bool(is_causal), full)[0]
+
+
+def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_scaling=False):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta over `axis` (an int or a tuple of ints; the statistics
+    are taken over all of them together). gamma and beta have the shape of those axes, or are None.
+    rms_scaling: x / sqrt(mean(x^2) + epsilon) * gamma (no centring, beta unused)."""
+    x = convert_to_tensor(x)
+    axes = sorted({a % builtins.max(x.ndim, 1) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)})
+    if not axes or any(a >= x.ndim for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)):
+        raise ValueError(f"layer_normalization: expected axis within the {x.ndim} axes of x. Received: axis={axis}")
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = transpose(x, rest + axes) if rest + axes != list(range(x.ndim)) else x
+    feature_shape = tuple(x.shape[a] for a in axes)
+    rows = reshape(moved, moved.shape[:len(rest)] + (int(np.prod(feature_shape)),))
+    params = []
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if p is None:
+            params.append(None)
+            continue
+        p = convert_to_tensor(p, x.dtype)
+        if p.shape != feature_shape:
+            raise ValueError(f"layer_normalization: expected {name} of shape {feature_shape} (the normalised axes). "
+                             f"Received: {name}.shape={p.shape}")
+        params.append(reshape(p, (-1,)))
+    g, b = params
+    if rms_scaling:
+        b = None
+    k = kernels(x.dtype)
+    y, mean, rstd = k.layer_norm_forward(rows.data, None if g is None else g.data, None if b is None else b.data,
+                                         float(epsilon), bool(rms_scaling))
+
+    def backward(grad):
+        dx, dgamma, dbeta = k.layer_norm_backward(grad, rows.data, mean, rstd, None if g is None else g.data,
+                                                  bool(rms_scaling))
+        return (dx,) + tuple(d for p, d in ((g, dgamma), (b, dbeta)) if p is not None)
+    parents = (rows,) + tuple(p for p in (g, b) if p is not None)
+    out = reshape(result(y, parents, backward, "layer_normalization"), moved.shape)
+    if moved is x:
+        return out
+    return transpose(out, tuple(np.argsort(rest + axes)))

@@ -330,6 +330,8 @@ def deserialize_layer(spec, custom_objects=None, where="load_model"):
     from .models import Sequential
     cls = _resolve(where, spec["class_name"], custom_objects)
     config = dict(spec.get("config") or {})
+    if getattr(cls, "_rebuilds_layers", False):     # a functional model rebuilds its layers (custom ones too)
+        return cls.from_config(config, custom_objects=custom_objects)
     if issubclass(cls, Sequential) and not _has_own_from_config(cls):
         return _sequential_from_config(where, cls, config, custom_objects)
     return _from_config(where, cls, config)

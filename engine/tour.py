@@ -2,8 +2,9 @@
 that ran it. `python -m engine.tour --list` lists the sections; `python -m engine.tour loss` runs one.
 
 Sections follow the lecture: a neuron's forward pass, activation functions, the loss, one step of
-gradient descent computed by autograd and checked against the formula, and a dense network trained with
-model.fit on a real regression data set.
+gradient descent computed by autograd and checked against the formula, a dense network trained with
+model.fit on a real regression data set, and attention (the "je t' aime" table, multi-head attention,
+layer normalisation, a residual block).
 """
 import math
 import sys
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 
 import engine
-from engine import ops
+from engine import backend, ops
 
 
 def _heading(title):
@@ -177,8 +178,68 @@ def matmul():
           "Dense use.")
 
 
+def attention():
+    _heading("6. Attention: which input word each output word looks at")
+    from .layers import Add, Dense, Input, LayerNormalization, MultiHeadAttention
+    from .models import Model
+    from .visualize import render_attention
+
+    english, french = ["I", "love", "you"], ["je", "t'", "aime"]
+    keys = np.eye(3, dtype=np.float32)                       # one key per English word (head size 3)
+    values = np.array([[1, 0], [0, 1], [1, 1]], np.float32)  # what each English word passes on
+    # Each French word's query points at the word it translates; its length sets how sure it is.
+    wanted = {"je": ("I", 0.94), "t'": ("you", 0.88), "aime": ("love", 0.95)}
+    queries = np.zeros((3, 3), np.float32)
+    for row, word in enumerate(french):
+        target, weight = wanted[word]
+        score = math.log(2 * weight / (1 - weight))          # softmax([s, 0, 0])[0] = weight
+        queries[row, english.index(target)] = score * math.sqrt(3)       # the scores are divided by sqrt(3)
+    print("scores = q k^T / sqrt(d): one row per French word (query), one column per English word (key);")
+    print("weights = softmax of each row; output = weights @ values")
+    with engine.trace() as calls:
+        weights = ops.softmax(ops.matmul(queries, keys.T) / math.sqrt(3))
+        fused = ops.dot_product_attention(queries[None, :, None], keys[None, :, None], values[None, :, None])
+    print(render_attention(weights.numpy(), french, english))
+    print(f"'t'' puts {weights.numpy()[1, 2]:.2f} of its attention on 'you'; the fused kernel gives the same output "
+          f"{np.abs(fused.numpy()[0, :, 0] - weights.numpy() @ values).max():.0e} apart")
+    print(f"kernels: {_kernels(calls)}")
+    print("(examples/transformer_translation.py trains a model that learns this table by itself)")
+
+    engine.set_seed(0)
+    x = np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32)    # 2 sentences, 5 words, 8 features
+    mha = MultiHeadAttention(num_heads=4, key_dim=2)
+    with engine.trace() as calls:
+        out, scores = mha(x, x, return_attention_scores=True, use_causal_mask=True)
+    print(f"\nMultiHeadAttention(num_heads=4, key_dim=2) on (batch 2, 5 steps, 8 features): output {out.shape}, "
+          f"attention scores {scores.shape} (batch, heads, queries, keys)")
+    names = ", ".join(f"{w.name.split('/', 1)[1]} {w.shape}" for w in mha.weights)
+    print(f"weights in Keras' layout: {names}")
+    print(f"with use_causal_mask, step 0 sees only itself: {np.round(scores.numpy()[0, 0, 0], 2).tolist()}; "
+          f"kernels: {_kernels(calls)}")
+
+    y = ops.layer_normalization(x, axis=-1, epsilon=1e-3)
+    print(f"LayerNormalization: each step's features get mean {float(y.numpy().mean(-1).max()):+.1e} and "
+          f"std {float(y.numpy().std(-1).mean()):.3f}")
+
+    inputs = Input(shape=(5, 8))
+    attended = MultiHeadAttention(num_heads=2, key_dim=4)(inputs, inputs)
+    block = LayerNormalization()(Add()([inputs, attended]))              # residual connection, then norm
+    model = Model(inputs, Dense(8)(block), name="one_block")
+    print("\na residual block as a functional model: x + attention(x), layer norm, dense")
+    model.summary()
+
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.standard_normal((1, 300, 2, 16)).astype(np.float32) for _ in range(3))
+    naive = backend.get("cpu").ladder.attention_forward_v1(q, k, v) if backend.available("cpu") else None
+    tiled = ops.dot_product_attention(q, k, v, is_causal=False).numpy()
+    if naive is not None:
+        print(f"attention ladder: the naive rung (full 300 x 300 score matrix per head) and the fused one agree to "
+              f"{np.abs(naive[0] - tiled).max():.0e}; at 4096 steps a score matrix is {4096 * 4096 * 4 / 2**20:.0f} "
+              f"MiB per head, while a fused tile is 96 x 96 ({96 * 96 * 4 // 1024} KiB)")
+
+
 SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent,
-            "dense_network": dense_network, "matmul": matmul}
+            "dense_network": dense_network, "matmul": matmul, "attention": attention}
 
 
 def main(argv=None):

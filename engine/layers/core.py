@@ -7,25 +7,45 @@ from .base import Layer, _shape_arg
 
 
 class InputLayer(Layer):
-    """Declares the input shape (without the batch dimension) at the start of a Sequential model."""
+    """Declares the input shape (without the batch dimension): the first item of a Sequential model, or the
+    input of a functional model (calling a layer on it records the call; `.output` is its KerasTensor).
+    dtype: float32 (default), an integer type for token ids, or bool for masks."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, **kwargs):
         if shape is None:
             raise ValueError("InputLayer: expected `shape`, the input shape without the batch dimension "
                              "(for example shape=(8,)). Received: shape=None")
         super().__init__(name=name, input_shape=_shape_arg("InputLayer", shape, "shape"), **kwargs)
         self.shape = self._input_shape_arg
         self.batch_size = batch_size
+        try:
+            kind = np.dtype(dtype or "float32")
+        except TypeError:
+            kind = None
+        if kind is None or kind.kind not in "fiub":
+            raise ValueError(f"InputLayer: expected a float, integer or bool dtype. Received: dtype={dtype!r}")
+        self.input_dtype = str(kind)
+        from ..functional import KerasTensor
+        self.output = KerasTensor((batch_size,) + self.shape, self.input_dtype, input_layer=self)
 
     def call(self, inputs):
         return inputs
 
+    # In a functional model an Input stands for its KerasTensor: `inputs + h` is Add()([inputs, h]).
+    def __add__(self, other): return self.output + other
+    def __sub__(self, other): return self.output - other
+    def __mul__(self, other): return self.output * other
+
     def get_config(self):
-        return {"name": self.name, "shape": list(self.shape), "batch_size": self.batch_size}
+        config = {"name": self.name, "shape": list(self.shape), "batch_size": self.batch_size}
+        if self.input_dtype != "float32":
+            config["dtype"] = self.input_dtype
+        return config
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None):
-    """The input of a model, as in `Sequential([Input(shape=(8,)), Dense(4)])`."""
+    """The input of a model: `Sequential([Input(shape=(8,)), Dense(4)])`, or a functional model's
+    `inputs = Input(shape=(8,)); outputs = Dense(4)(inputs); Model(inputs, outputs)`."""
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype)
 
 
@@ -33,6 +53,8 @@ class Dense(Layer):
     """Fully connected layer: y = activation(x @ kernel + bias).    Input (..., D) -> output (..., U).
 
     kernel (D, U) and bias (U,) are stored in Keras' layout, so weights move between Keras and engine."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -83,6 +105,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function: Activation('relu')."""
 
+    supports_masking = True                  # a mask on the input passes through to the output
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -100,6 +124,8 @@ class Activation(Layer):
 class ReLU(Layer):
     """max(x, 0), with Keras' options: x < threshold gives negative_slope * (x - threshold); the output is
     capped at max_value."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -133,6 +159,8 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """x if x > 0 else negative_slope * x (Keras' default slope for this layer is 0.3)."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -170,6 +198,8 @@ class Softmax(Layer):
 class Dropout(Layer):
     """During training, zero each input with probability `rate` and scale the rest by 1 / (1 - rate),
     so the expected value is unchanged; at inference, pass the input through. rate = 1 drops everything."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

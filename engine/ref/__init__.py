@@ -9,6 +9,8 @@ from .activation import (elu_backward, elu_forward, gelu_backward, gelu_forward,
                          sigmoid_backward, sigmoid_forward, silu_backward, silu_forward, softplus_backward,
                          softplus_forward, tanh_backward, tanh_forward)
 from .attention import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
+from .attention import MASKED, attention_backward, attention_forward
+from .layernorm import layer_norm_backward, layer_norm_forward
 from .loss import (sigmoid_cross_entropy_backward, sigmoid_cross_entropy_forward, softmax_cross_entropy_backward,
                    softmax_cross_entropy_forward, sparse_softmax_cross_entropy_backward,
                    sparse_softmax_cross_entropy_forward)
@@ -16,3 +18,4 @@ from .matmul import (bias_add_backward, bias_add_forward, dense_backward, dense_
                      matmul_forward)
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
+from .embedding import embedding_backward, embedding_forward
