@@ -91,4 +91,9 @@ void rmsprop_update(float* param, const float* grad, float* velocity, float* ave
 void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, double lr, double epsilon,
                     double weight_decay);
 
+// embedding.cpp: y (n, D) = table (V, D) rows picked by ids (n,), every id in [0, V); the backward adds
+// each dy row into dtable (V, D) at its id (rows never picked stay 0).
+void embedding_forward(float* y, const float* table, const int64_t* ids, int64_t n, int64_t D);
+void embedding_backward(float* dtable, const float* dy, const int64_t* ids, int64_t n, int64_t V, int64_t D);
+
 }  // namespace engine

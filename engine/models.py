@@ -20,7 +20,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import random
 from .callbacks.base import progress_line
-from .layers.base import Layer
+from .layers.base import Layer, set_mask
 from .layers.core import InputLayer
 from .saving import load_model  # noqa: F401  (engine.models.load_model, as keras.models.load_model)
 from .tensor import Tensor, no_grad
@@ -467,8 +467,10 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
         x = inputs
+        if mask is not None:                         # an explicit mask goes to the first layer
+            set_mask(x, mask)
         for layer in self.layers:
             x = layer(x, training=training)
         return x

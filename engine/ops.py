@@ -524,3 +524,16 @@ def binary_crossentropy(target, output, from_logits=False):
                       "sigmoid_cross_entropy")
     p = clip(output, _EPSILON, 1 - _EPSILON)
     return negative(add(multiply(target, log(p)), multiply(1 - target, log(subtract(1.0, p)))))
+
+
+# --------------------------------------------------------------------------------------------- embedding
+
+
+def embedding(ids, table):
+    """table[ids]: the rows of table picked by integer ids (a NumPy int array; ids get no gradient).
+    ids: (...) in [0, V), table: (V, D) -> (..., D). The gradient adds each output row into its table row."""
+    table = convert_to_tensor(table)
+    ids = to_array(ids)
+    k = kernels(table.dtype)
+    y = k.embedding_forward(ids, table.data)
+    return result(y, (table,), lambda g: (k.embedding_backward(g, ids, table.shape[0]),), "embedding")

@@ -5,12 +5,17 @@
     call(inputs, training=None)   compute the output from Tensors, with engine.ops
     get_config()         the constructor arguments, so Layer.from_config(config) rebuilds the layer
 
+Masks (Keras semantics): a layer with supports_masking = True passes a mask on to its output through
+compute_mask (by default unchanged); a layer whose call takes a `mask` argument receives the mask of its
+input. Embedding(mask_zero=True) makes the mask and the recurrent layers skip the padded steps.
+
 Calling a layer (`layer(x)`) converts x to a Tensor, builds the layer on first use, runs call, and
 collects the activity regularization. Weights are Tensors with requires_grad=True, so a loss computed
 from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`.
 """
 import inspect
 import re
+import weakref
 
 import numpy as np
 
@@ -18,6 +23,21 @@ from .. import initializers, ops, regularizers
 from ..tensor import Tensor
 
 _name_counts = {}
+_masks = weakref.WeakKeyDictionary()            # Tensor -> its Keras mask (a bool array), as Keras' _keras_mask
+
+
+def get_mask(tensor):
+    """The mask a layer attached to its output tensor (Embedding(mask_zero=True) makes one), or None:
+    a bool array, True where a time step holds data, False where it is padding."""
+    return _masks.get(tensor) if isinstance(tensor, Tensor) else None
+
+
+def set_mask(tensor, mask):
+    """Attach `mask` (or None: remove it) to `tensor`, for the layers it is passed to next."""
+    if mask is None:
+        _masks.pop(tensor, None)
+    else:
+        _masks[tensor] = np.asarray(mask, dtype=bool)
 
 
 def _unique_name(prefix):
@@ -54,6 +74,8 @@ def _shape_arg(where, value, name):
 class Layer:
     """Base class of every layer. Subclass it and override build and call (and get_config when the
     constructor takes arguments) to write your own."""
+
+    supports_masking = False
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  activity_regularizer=None, **kwargs):
@@ -101,6 +123,10 @@ class Layer:
             out = self(np.zeros(batch, dtype=np.float32), training=False)
         return (None,) + tuple(out.shape[1:])
 
+    def compute_mask(self, inputs, mask=None):
+        """The mask of the output, given the input and its mask: by default the input's mask."""
+        return mask
+
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
         if self.activity_regularizer is not None:
@@ -120,10 +146,25 @@ class Layer:
             self.built = True
         if self._accepts_training():
             kwargs["training"] = training
+        mask = kwargs.pop("mask", None)
+        mask = get_mask(x) if mask is None else np.asarray(ops.to_array(mask), dtype=bool)
+        if mask is not None and "mask" in self._call_parameters():
+            kwargs["mask"] = mask
         out = self.call(x, **kwargs)
+        if self.supports_masking:
+            first = out[0] if isinstance(out, (list, tuple)) else out
+            out_mask = self.compute_mask(x, mask)
+            set_mask(first, out_mask[0] if isinstance(out_mask, (list, tuple)) else out_mask)
         if self.activity_regularizer is not None:
             self._losses = [self.activity_regularizer(out)]            # unscaled, as in Keras 3
         return out
+
+    def _call_parameters(self):
+        cached = type(self).__dict__.get("_call_parameter_names")
+        if cached is None:
+            cached = frozenset(inspect.signature(self.call).parameters)
+            setattr(type(self), "_call_parameter_names", cached)
+        return cached
 
     def _accepts_training(self):
         cached = type(self).__dict__.get("_call_takes_training")

@@ -34,6 +34,8 @@ class Dense(Layer):
 
     kernel (D, U) and bias (U,) are stored in Keras' layout, so weights move between Keras and engine."""
 
+    supports_masking = True                  # a mask on the input passes through to the output
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  **kwargs):
@@ -82,6 +84,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function: Activation('relu')."""
 
+    supports_masking = True                  # a mask on the input passes through to the output
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -99,6 +103,8 @@ class Activation(Layer):
 class ReLU(Layer):
     """max(x, 0), with Keras' options: x < threshold gives negative_slope * (x - threshold); the output is
     capped at max_value."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -132,6 +138,8 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """x if x > 0 else negative_slope * x (Keras' default slope for this layer is 0.3)."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -169,6 +177,8 @@ class Softmax(Layer):
 class Dropout(Layer):
     """During training, zero each input with probability `rate` and scale the rest by 1 / (1 - rate),
     so the expected value is unchanged; at inference, pass the input through. rate = 1 drops everything."""
+
+    supports_masking = True                  # a mask on the input passes through to the output
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

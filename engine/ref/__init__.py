@@ -15,3 +15,4 @@ from .loss import (sigmoid_cross_entropy_backward, sigmoid_cross_entropy_forward
 from .matmul import bias_add_backward, bias_add_forward, matmul_backward, matmul_forward
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
+from .embedding import embedding_backward, embedding_forward
