@@ -16,3 +16,5 @@ from .matmul import bias_add_backward, bias_add_forward, matmul_backward, matmul
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
 from .embedding import embedding_backward, embedding_forward
+from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, simple_rnn_backward,
+                  simple_rnn_forward)

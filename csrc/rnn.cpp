@@ -1,0 +1,488 @@
+// csrc/rnn.cpp (namespace engine): SimpleRNN, LSTM and GRU over a whole sequence, forward and backward
+// through time. Matches engine/ref/rnn.py, which has the formulas. Dimensions: N batch, T time steps,
+// D input features, U units, G gates (LSTM 4: i, f, c, o; GRU 3: z, r, h; SimpleRNN 1), GU = G * U.
+// Arrays are batch-major as in Keras: x (N, T, D), y (N, T, U), gates (N, T, GU).
+//
+// Strategy (what makes it fast; the arithmetic is the reference's):
+//  * Every step's input projection is one GEMM, x (N*T, D) @ kernel (D, GU), written straight into the
+//    gates array. The loop over time then does one small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
+//  * Units are split into bands of kBand units. A band owns its units' columns in every gate, so one thread
+//    does the band's share of the step's GEMM and then its gate arithmetic and state update without waiting
+//    for anyone: the only barrier per step is before the next step's GEMM, which reads all of h_t. The
+//    OpenMP team is made once per sequence (waking it costs 40 us or more here, a step ~10 us), and threads
+//    take bands round-robin. Band widths do not depend on the thread count and each value is computed by
+//    the same arithmetic in the same order on any thread, so results are bitwise equal for any thread count.
+//  * The recurrent kernel is repacked once per call so that each band's columns are contiguous.
+//  * The gate arithmetic is plain loops over a band's units, compiled for AVX-512, AVX2 and baseline x86-64
+//    (the running CPU picks one, as in activation.cpp); the activations come from vector_math.h.
+//  * Backward, per step in reverse: each band computes its pre-activation gradients dz_t, then (after one
+//    barrier) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are GEMMs over all
+//    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T.
+// Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "kernels.h"
+#include "vector_math.h"
+
+namespace engine {
+
+constexpr int64_t kBand = 32;                    // units per band: two AVX-512 vectors
+// Below this many multiply-adds in one step's recurrent GEMM the whole sequence runs on one thread: a
+// barrier per step costs more than the split saves. Measured on 2 threads, LSTM at N = 32: U = 32 (131k)
+// ran no faster on two threads, U = 64 (524k) 1.4x faster.
+constexpr int64_t kRnnParallelMinWork = int64_t{1} << 18;
+
+// ---------------------------------------------------------------------------------- activations on a run
+
+ENGINE_INLINE void act_run(RnnActivation a, float* __restrict y, const float* __restrict z, int64_t n) {
+    switch (a) {
+        case RnnActivation::linear: for (int64_t i = 0; i < n; i++) y[i] = z[i]; break;
+        case RnnActivation::relu: for (int64_t i = 0; i < n; i++) y[i] = z[i] < 0.0f ? 0.0f : z[i]; break;
+        case RnnActivation::sigmoid: for (int64_t i = 0; i < n; i++) y[i] = sigmoid_f(z[i]); break;
+        case RnnActivation::tanh: for (int64_t i = 0; i < n; i++) y[i] = tanh_f(z[i]); break;
+    }
+}
+
+// d[i] *= f'(z) written with y = f(z).
+ENGINE_INLINE void dact_run(RnnActivation a, float* __restrict d, const float* __restrict y, int64_t n) {
+    switch (a) {
+        case RnnActivation::linear: break;
+        case RnnActivation::relu: for (int64_t i = 0; i < n; i++) d[i] = y[i] > 0.0f ? d[i] : 0.0f; break;
+        case RnnActivation::sigmoid: for (int64_t i = 0; i < n; i++) d[i] *= y[i] * (1.0f - y[i]); break;
+        case RnnActivation::tanh: for (int64_t i = 0; i < n; i++) d[i] *= 1.0f - y[i] * y[i]; break;
+    }
+}
+
+// One band's gate arithmetic, compiled once per SIMD path: name(simd, args...) calls the copy for `simd`.
+#define ENGINE_RNN_PER_SIMD(name, body)                                                                       \
+    template <class... A> ENGINE_AVX512 ENGINE_FLATTEN static void name##_avx512(A... a) { body(a...); }      \
+    template <class... A> ENGINE_AVX2 ENGINE_FLATTEN static void name##_avx2(A... a) { body(a...); }          \
+    template <class... A> ENGINE_FLATTEN static void name##_portable(A... a) { body(a...); }                  \
+    template <class... A> static void name(Simd simd, A... a) {                                               \
+        if (simd == Simd::avx512) name##_avx512(a...);                                                       \
+        else if (simd == Simd::avx2) name##_avx2(a...);                                                       \
+        else name##_portable(a...);                                                                           \
+    }
+
+// ---------------------------------------------------------------------------------- the loops over time
+
+static int64_t band_count(int64_t U) { return (U + kBand - 1) / kBand; }
+
+static int rnn_team(int64_t N, int64_t U, int64_t G) {
+    if (band_count(U) < 2 || N * U * G * U < kRnnParallelMinWork) return 1;
+    return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), band_count(U)));
+}
+
+// recurrent_kernel (U, GU) -> per band, a contiguous (U, G*w) block whose row k holds the band's units of
+// gate 0, then of gate 1, ... The block of the band starting at unit u0 begins at U * G * u0.
+static std::vector<float> pack_bands(const float* rk, int64_t U, int64_t G) {
+    std::vector<float> packed(U * G * U);
+    for (int64_t u0 = 0; u0 < U; u0 += kBand) {
+        const int64_t w = std::min(kBand, U - u0);
+        float* block = packed.data() + U * G * u0;
+        for (int64_t k = 0; k < U; k++)
+            for (int64_t q = 0; q < G; q++)
+                std::memcpy(block + (k * G + q) * w, rk + k * G * U + q * U + u0, w * sizeof(float));
+    }
+    return packed;
+}
+
+// Forward over time. step(t, u0, w, rec, hd_next): band [u0, u0 + w) of step t, given rec (N, G*w) =
+// hd_{t-1} @ the band's recurrent columns; it writes the band's units of hd_next (h_t, times the
+// recurrent dropout mask when there is one), which the next step's GEMM reads.
+template <class Step>
+static void forward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* h0,
+                            const float* rmask, Step step) {
+    const int64_t bands = band_count(U);
+    const std::vector<float> packed = pack_bands(rk, U, G);
+    std::vector<float> hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
+    for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
+    const int team = rnn_team(N, U, G);
+    #pragma omp parallel num_threads(team) if (team > 1)
+    {
+        std::vector<float> rec(N * G * kBand);
+        const int64_t first = omp_get_thread_num(), stride = omp_get_num_threads();
+        for (int64_t t = 0; t < T; t++) {
+            const float* prev = hd.data() + (t % 2) * N * U;
+            float* next = hd.data() + ((t + 1) % 2) * N * U;
+            for (int64_t b = first; b < bands; b += stride) {
+                const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+                matmul_forward(rec.data(), prev, packed.data() + U * G * u0, N, G * w, U, false, false, false);
+                step(t, u0, w, rec.data(), next);
+            }
+            #pragma omp barrier
+        }
+    }
+}
+
+// Backward over time. dh (N, U) holds the gradient reaching h_t from later steps (dh of the last state to
+// start with). step(t, u0, w, dz_t, dh): writes the band's columns of dz_t (N, GU), the pre-activation
+// gradients that reach the recurrent kernel, and replaces the band's units of dh by the part of dh_{t-1}
+// that bypasses the recurrent kernel; then dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask.
+template <class Step>
+static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* rmask,
+                             float* dh, Step step) {
+    const int64_t bands = band_count(U), GU = G * U;
+    std::vector<float> dzs(2 * N * GU);
+    const int team = rnn_team(N, U, G);
+    #pragma omp parallel num_threads(team) if (team > 1)
+    {
+        std::vector<float> rec(N * kBand);
+        const int64_t first = omp_get_thread_num(), stride = omp_get_num_threads();
+        for (int64_t t = T - 1; t >= 0; t--) {
+            float* dz_t = dzs.data() + (t % 2) * N * GU;
+            for (int64_t b = first; b < bands; b += stride)
+                step(t, b * kBand, std::min(kBand, U - b * kBand), dz_t, dh);
+            #pragma omp barrier
+            for (int64_t b = first; b < bands; b += stride) {
+                const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+                matmul_forward(rec.data(), dz_t, rk + u0 * GU, N, w, GU, false, true, false);
+                for (int64_t n = 0; n < N; n++)
+                    for (int64_t u = 0; u < w; u++)
+                        dh[n * U + u0 + u] += rmask ? rec[n * w + u] * rmask[n * U + u0 + u] : rec[n * w + u];
+            }
+        }
+    }
+}
+
+// dx = dz_in @ kernel^T, dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec, where h_prev (N, T, U)
+// holds every step's h_{t-1} as the recurrent GEMM saw it (times the dropout mask).
+static void weight_grads(float* dx, float* dkernel, float* drk, const float* dz_in, const float* dz_rec,
+                         const float* x, const float* h0, const float* y, const float* rmask, const float* kernel,
+                         int64_t N, int64_t T, int64_t D, int64_t U, int64_t G) {
+    std::vector<float> h_prev(N * T * U);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t t = 0; t < T; t++) {
+            const float* src = t ? y + (n * T + t - 1) * U : h0 + n * U;
+            float* dst = h_prev.data() + (n * T + t) * U;
+            for (int64_t u = 0; u < U; u++) dst[u] = rmask ? src[u] * rmask[n * U + u] : src[u];
+        }
+    const int64_t GU = G * U;
+    matmul_forward(dx, dz_in, kernel, N * T, D, GU, false, true, false);
+    matmul_forward(dkernel, x, dz_in, D, GU, N * T, true, false, false);
+    matmul_forward(drk, h_prev.data(), dz_rec, U, GU, N * T, true, false, false);
+}
+
+static bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
+
+// ---------------------------------------------------------------------------------- LSTM
+
+struct LstmArgs {
+    int64_t N, T, U;
+    RnnActivation act, ract;
+    const float *bias, *mask, *rmask, *dy, *c0, *cells_in;
+    float *y, *h, *c, *gates, *cells, *dz, *dc;
+};
+
+ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+    const int64_t U = s->U, T = s->T;
+    float pre[4][kBand], cn[kBand], tc[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        float* g = s->gates + (n * T + t) * 4 * U;               // holds x_t @ kernel; becomes i, f, g, o
+        const float* r = rec + n * 4 * w;
+        for (int64_t q = 0; q < 4; q++)
+            for (int64_t u = 0; u < w; u++) pre[q][u] = g[q * U + u0 + u] + s->bias[q * U + u0 + u] + r[q * w + u];
+        act_run(s->ract, g + u0, pre[0], w);
+        act_run(s->ract, g + U + u0, pre[1], w);
+        act_run(s->act, g + 2 * U + u0, pre[2], w);
+        act_run(s->ract, g + 3 * U + u0, pre[3], w);
+        float *h = s->h + n * U + u0, *c = s->c + n * U + u0;
+        if (kept(s->mask, n, t, T)) {                            // a padded step leaves h and c as they are
+            const float *i = g + u0, *f = g + U + u0, *gg = g + 2 * U + u0, *o = g + 3 * U + u0;
+            for (int64_t u = 0; u < w; u++) cn[u] = f[u] * c[u] + i[u] * gg[u];
+            act_run(s->act, tc, cn, w);
+            for (int64_t u = 0; u < w; u++) {
+                c[u] = cn[u];
+                h[u] = o[u] * tc[u];
+            }
+        }
+        float *yr = s->y + (n * T + t) * U + u0, *cr = s->cells + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
+        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
+        for (int64_t u = 0; u < w; u++) {
+            yr[u] = h[u];
+            cr[u] = c[u];
+            hdr[u] = rm ? h[u] * rm[u] : h[u];
+        }
+    }
+}
+ENGINE_RNN_PER_SIMD(lstm_step, lstm_step_body)
+
+ENGINE_INLINE void lstm_back_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+    const int64_t U = s->U, T = s->T;
+    float tc[kBand], dtc[kBand], di[kBand], df[kBand], dg[kBand], dout[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        const float* g = s->gates + (n * T + t) * 4 * U;
+        const float* dyr = s->dy + (n * T + t) * U + u0;
+        float *dzr = s->dz + (n * T + t) * 4 * U, *dzs = dz_t + n * 4 * U;
+        float *dhr = dh + n * U + u0, *dcr = s->dc + n * U + u0;
+        if (!kept(s->mask, n, t, T)) {                           // a padded step passes dh and dc through
+            for (int64_t u = 0; u < w; u++) dhr[u] += dyr[u];
+            for (int64_t q = 0; q < 4; q++) {
+                std::fill(dzr + q * U + u0, dzr + q * U + u0 + w, 0.0f);
+                std::fill(dzs + q * U + u0, dzs + q * U + u0 + w, 0.0f);
+            }
+            continue;
+        }
+        const float *i = g + u0, *f = g + U + u0, *gg = g + 2 * U + u0, *o = g + 3 * U + u0;
+        const float* cp = t ? s->cells_in + (n * T + t - 1) * U + u0 : s->c0 + n * U + u0;
+        act_run(s->act, tc, s->cells_in + (n * T + t) * U + u0, w);
+        for (int64_t u = 0; u < w; u++) {
+            const float dht = dyr[u] + dhr[u];
+            dout[u] = dht * tc[u];
+            dtc[u] = dht * o[u];
+        }
+        dact_run(s->act, dtc, tc, w);
+        for (int64_t u = 0; u < w; u++) {
+            const float dct = dcr[u] + dtc[u];
+            di[u] = dct * gg[u];
+            df[u] = dct * cp[u];
+            dg[u] = dct * i[u];
+            dcr[u] = dct * f[u];
+            dhr[u] = 0.0f;                                       // all of dh_{t-1} goes through the GEMM
+        }
+        dact_run(s->ract, di, i, w);
+        dact_run(s->ract, df, f, w);
+        dact_run(s->act, dg, gg, w);
+        dact_run(s->ract, dout, o, w);
+        const float* parts[4] = {di, df, dg, dout};
+        for (int64_t q = 0; q < 4; q++)
+            for (int64_t u = 0; u < w; u++) dzr[q * U + u0 + u] = dzs[q * U + u0 + u] = parts[q][u];
+    }
+}
+ENGINE_RNN_PER_SIMD(lstm_back, lstm_back_body)
+
+void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, const float* x, const float* h0,
+                  const float* c0, const float* kernel, const float* recurrent_kernel, const float* bias,
+                  const float* mask, const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U,
+                  RnnActivation activation, RnnActivation recurrent_activation) {
+    std::copy(h0, h0 + N * U, h);
+    std::copy(c0, c0 + N * U, c);
+    matmul_forward(gates, x, kernel, N * T, 4 * U, D, false, false, false);     // every step's x_t @ kernel
+    LstmArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
+               y, h, c, gates, cells, nullptr, nullptr};
+    const Simd simd = simd_active();
+    forward_in_time(N, T, U, 4, recurrent_kernel, h0, recurrent_mask,
+                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+                        lstm_step(simd, &s, t, u0, w, rec, hd);
+                    });
+}
+
+void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* drecurrent_kernel, float* dbias,
+                   const float* dy, const float* dh, const float* dc, const float* x, const float* h0, const float* c0,
+                   const float* kernel, const float* recurrent_kernel, const float* mask, const float* recurrent_mask,
+                   const float* y, const float* gates, const float* cells, int64_t N, int64_t T, int64_t D, int64_t U,
+                   RnnActivation activation, RnnActivation recurrent_activation) {
+    std::vector<float> dz(N * T * 4 * U);
+    std::copy(dh, dh + N * U, dh0);                              // dh0 and dc0 carry the gradients back in time
+    std::copy(dc, dc + N * U, dc0);
+    LstmArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, c0, cells,
+               nullptr, nullptr, nullptr, const_cast<float*>(gates), nullptr, dz.data(), dc0};
+    const Simd simd = simd_active();
+    backward_in_time(N, T, U, 4, recurrent_kernel, recurrent_mask, dh0,
+                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
+                         lstm_back(simd, &s, t, u0, w, dz_t, dhc);
+                     });
+    weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 4);
+    bias_add_backward(dbias, dz.data(), N * T, 4 * U);
+}
+
+// ---------------------------------------------------------------------------------- GRU (reset_after)
+
+struct GruArgs {
+    int64_t N, T, U;
+    RnnActivation act, ract;
+    const float *bias, *mask, *rmask, *dy, *h0, *y_in, *rech_in;
+    float *y, *h, *gates, *rech, *dz_in, *dz_rec;
+};
+
+ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+    const int64_t U = s->U, T = s->T;
+    const float *b_in = s->bias, *b_rec = s->bias + 3 * U;
+    float pre[kBand], rh[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        float* g = s->gates + (n * T + t) * 3 * U;               // holds x_t @ kernel; becomes z, r, hh
+        const float* r = rec + n * 3 * w;
+        for (int64_t q = 0; q < 2; q++) {                        // update and reset gates
+            for (int64_t u = 0; u < w; u++)
+                pre[u] = (g[q * U + u0 + u] + b_in[q * U + u0 + u]) + (r[q * w + u] + b_rec[q * U + u0 + u]);
+            act_run(s->ract, g + q * U + u0, pre, w);
+        }
+        const float* reset = g + U + u0;
+        for (int64_t u = 0; u < w; u++) {
+            rh[u] = r[2 * w + u] + b_rec[2 * U + u0 + u];
+            pre[u] = (g[2 * U + u0 + u] + b_in[2 * U + u0 + u]) + reset[u] * rh[u];
+        }
+        act_run(s->act, g + 2 * U + u0, pre, w);
+        float* h = s->h + n * U + u0;
+        if (kept(s->mask, n, t, T)) {
+            const float *z = g + u0, *hh = g + 2 * U + u0;
+            for (int64_t u = 0; u < w; u++) h[u] = z[u] * h[u] + (1.0f - z[u]) * hh[u];
+        }
+        float *yr = s->y + (n * T + t) * U + u0, *rr = s->rech + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
+        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
+        for (int64_t u = 0; u < w; u++) {
+            yr[u] = h[u];
+            rr[u] = rh[u];
+            hdr[u] = rm ? h[u] * rm[u] : h[u];
+        }
+    }
+}
+ENGINE_RNN_PER_SIMD(gru_step, gru_step_body)
+
+ENGINE_INLINE void gru_back_body(const GruArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+    const int64_t U = s->U, T = s->T;
+    float dzz[kBand], dzr[kBand], dzh[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        const float* g = s->gates + (n * T + t) * 3 * U;
+        const float* dyr = s->dy + (n * T + t) * U + u0;
+        float *din = s->dz_in + (n * T + t) * 3 * U, *drec = s->dz_rec + (n * T + t) * 3 * U, *dzs = dz_t + n * 3 * U;
+        float* dhr = dh + n * U + u0;
+        if (!kept(s->mask, n, t, T)) {
+            for (int64_t u = 0; u < w; u++) dhr[u] += dyr[u];
+            for (int64_t q = 0; q < 3; q++)
+                for (float* row : {din, drec, dzs}) std::fill(row + q * U + u0, row + q * U + u0 + w, 0.0f);
+            continue;
+        }
+        const float *z = g + u0, *r = g + U + u0, *hh = g + 2 * U + u0;
+        const float* hp = t ? s->y_in + (n * T + t - 1) * U + u0 : s->h0 + n * U + u0;
+        const float* rh = s->rech_in + (n * T + t) * U + u0;
+        for (int64_t u = 0; u < w; u++) {
+            const float dht = dyr[u] + dhr[u];
+            dzz[u] = dht * (hp[u] - hh[u]);
+            dzh[u] = dht * (1.0f - z[u]);
+            dhr[u] = dht * z[u];                                 // the part of dh_{t-1} through z * h_{t-1}
+        }
+        dact_run(s->ract, dzz, z, w);
+        dact_run(s->act, dzh, hh, w);
+        for (int64_t u = 0; u < w; u++) dzr[u] = dzh[u] * rh[u];
+        dact_run(s->ract, dzr, r, w);
+        for (int64_t u = 0; u < w; u++) {
+            din[u0 + u] = drec[u0 + u] = dzs[u0 + u] = dzz[u];
+            din[U + u0 + u] = drec[U + u0 + u] = dzs[U + u0 + u] = dzr[u];
+            din[2 * U + u0 + u] = dzh[u];
+            drec[2 * U + u0 + u] = dzs[2 * U + u0 + u] = dzh[u] * r[u];
+        }
+    }
+}
+ENGINE_RNN_PER_SIMD(gru_back, gru_back_body)
+
+void gru_forward(float* y, float* h, float* gates, float* recurrent_h, const float* x, const float* h0,
+                 const float* kernel, const float* recurrent_kernel, const float* bias, const float* mask,
+                 const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
+                 RnnActivation recurrent_activation) {
+    std::copy(h0, h0 + N * U, h);
+    matmul_forward(gates, x, kernel, N * T, 3 * U, D, false, false, false);
+    GruArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
+              nullptr, y, h, gates, recurrent_h, nullptr, nullptr};
+    const Simd simd = simd_active();
+    forward_in_time(N, T, U, 3, recurrent_kernel, h0, recurrent_mask,
+                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+                        gru_step(simd, &s, t, u0, w, rec, hd);
+                    });
+}
+
+void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
+                  const float* dh, const float* x, const float* h0, const float* kernel, const float* recurrent_kernel,
+                  const float* mask, const float* recurrent_mask, const float* y, const float* gates,
+                  const float* recurrent_h, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
+                  RnnActivation recurrent_activation) {
+    std::vector<float> dz_in(N * T * 3 * U), dz_rec(N * T * 3 * U);
+    std::copy(dh, dh + N * U, dh0);
+    GruArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, h0, y, recurrent_h,
+              nullptr, nullptr, const_cast<float*>(gates), nullptr, dz_in.data(), dz_rec.data()};
+    const Simd simd = simd_active();
+    backward_in_time(N, T, U, 3, recurrent_kernel, recurrent_mask, dh0,
+                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
+                         gru_back(simd, &s, t, u0, w, dz_t, dhc);
+                     });
+    weight_grads(dx, dkernel, drecurrent_kernel, dz_in.data(), dz_rec.data(), x, h0, y, recurrent_mask, kernel, N, T,
+                 D, U, 3);
+    bias_add_backward(dbias, dz_in.data(), N * T, 3 * U);
+    bias_add_backward(dbias + 3 * U, dz_rec.data(), N * T, 3 * U);
+}
+
+// ---------------------------------------------------------------------------------- SimpleRNN
+
+struct SimpleArgs {
+    int64_t N, T, U;
+    RnnActivation act;
+    const float *bias, *mask, *rmask, *dy, *y_in;
+    float *y, *h, *dz;
+};
+
+ENGINE_INLINE void simple_step_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+    const int64_t U = s->U, T = s->T;
+    float pre[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        float* yr = s->y + (n * T + t) * U + u0;                 // holds x_t @ kernel; becomes h_t
+        float* h = s->h + n * U + u0;
+        if (kept(s->mask, n, t, T)) {
+            for (int64_t u = 0; u < w; u++) pre[u] = yr[u] + s->bias[u0 + u] + rec[n * w + u];
+            act_run(s->act, h, pre, w);
+        }
+        float* hdr = hd + n * U + u0;
+        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
+        for (int64_t u = 0; u < w; u++) {
+            yr[u] = h[u];
+            hdr[u] = rm ? h[u] * rm[u] : h[u];
+        }
+    }
+}
+ENGINE_RNN_PER_SIMD(simple_step, simple_step_body)
+
+ENGINE_INLINE void simple_back_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+    const int64_t U = s->U, T = s->T;
+    float d[kBand];
+    for (int64_t n = 0; n < s->N; n++) {
+        const float* dyr = s->dy + (n * T + t) * U + u0;
+        float *dzr = s->dz + (n * T + t) * U + u0, *dzs = dz_t + n * U + u0, *dhr = dh + n * U + u0;
+        if (!kept(s->mask, n, t, T)) {
+            for (int64_t u = 0; u < w; u++) {
+                dhr[u] += dyr[u];
+                dzr[u] = dzs[u] = 0.0f;
+            }
+            continue;
+        }
+        for (int64_t u = 0; u < w; u++) {
+            d[u] = dyr[u] + dhr[u];
+            dhr[u] = 0.0f;
+        }
+        dact_run(s->act, d, s->y_in + (n * T + t) * U + u0, w);
+        for (int64_t u = 0; u < w; u++) dzr[u] = dzs[u] = d[u];
+    }
+}
+ENGINE_RNN_PER_SIMD(simple_back, simple_back_body)
+
+void simple_rnn_forward(float* y, float* h, const float* x, const float* h0, const float* kernel,
+                        const float* recurrent_kernel, const float* bias, const float* mask, const float* recurrent_mask,
+                        int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
+    std::copy(h0, h0 + N * U, h);
+    matmul_forward(y, x, kernel, N * T, U, D, false, false, false);
+    SimpleArgs s{N, T, U, activation, bias, mask, recurrent_mask, nullptr, nullptr, y, h, nullptr};
+    const Simd simd = simd_active();
+    forward_in_time(N, T, U, 1, recurrent_kernel, h0, recurrent_mask,
+                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+                        simple_step(simd, &s, t, u0, w, rec, hd);
+                    });
+}
+
+void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
+                         const float* dh, const float* x, const float* h0, const float* kernel,
+                         const float* recurrent_kernel, const float* mask, const float* recurrent_mask, const float* y,
+                         int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
+    std::vector<float> dz(N * T * U);
+    std::copy(dh, dh + N * U, dh0);
+    SimpleArgs s{N, T, U, activation, nullptr, mask, recurrent_mask, dy, y, nullptr, nullptr, dz.data()};
+    const Simd simd = simd_active();
+    backward_in_time(N, T, U, 1, recurrent_kernel, recurrent_mask, dh0,
+                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
+                         simple_back(simd, &s, t, u0, w, dz_t, dhc);
+                     });
+    weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 1);
+    bias_add_backward(dbias, dz.data(), N * T, U);
+}
+
+}  // namespace engine
