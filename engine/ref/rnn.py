@@ -83,8 +83,9 @@ def _previous(seq, first, t):
 def _weight_grads(dz_in, dz_rec, x, h0, y, recurrent_mask, kernel):
     """dx, dkernel, drecurrent_kernel from every step's pre-activation gradients at once. dz_in (N, T, GU)
     reaches the inputs and the kernel, dz_rec (the same except in GRU's candidate) the recurrent kernel."""
-    h_prev = _dropped(np.concatenate([h0[:, None], y[:, :-1]], axis=1), None if recurrent_mask is None
-                      else recurrent_mask[:, None])                                     # (N, T, U)
+    T = y.shape[1]
+    h_prev = np.concatenate([h0[:, None], y[:, :-1]], axis=1)[:, :T]                  # (N, T, U): h_{t-1}
+    h_prev = _dropped(h_prev, None if recurrent_mask is None else recurrent_mask[:, None])
     flat = lambda a: a.reshape(-1, a.shape[-1])                                         # noqa: E731
     return dz_in @ kernel.T, flat(x).T @ flat(dz_in), flat(h_prev).T @ flat(dz_rec)
 
