@@ -67,6 +67,96 @@ ENGINE_INLINE void dact_run(RnnActivation a, float* __restrict d, const float* _
         else name##_portable(a...);                                                                           \
     }
 
+// ---------------------------------------------------------------------------------- the per-step product
+// C (M, cols) = A (M, K) @ B, with B packed once per call into panels of NR columns stored k-major
+// (panel[k * NR + j]; columns past `cols` are zero). A is read in place. An MR x NR tile of C stays in
+// registers for all of K; each output sums its K products in order, whichever tile or band it is in.
+// The engine's GEMM would repack B at every step; here B (a slice of the recurrent kernel) is the same for
+// every step, so it is packed once. The vector type is GCC's generic one: 16 floats, which the compiler
+// maps to one AVX-512 register, two AVX2 registers or four SSE registers.
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));     // for loads and stores at any address
+
+template <int MR, int NV>
+ENGINE_INLINE void step_gemm_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* panel, int64_t K,
+                                  int64_t rows, int64_t cols) {
+    constexpr int NR = 16 * NV;
+    const float* ar[MR];
+    for (int r = 0; r < MR; r++) ar[r] = a + (r < rows ? r : 0) * lda;     // rows past M repeat row 0
+    v16 acc[MR][NV];
+    #pragma GCC unroll 16
+    for (int r = 0; r < MR; r++)
+        #pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[r][v] = v16{};
+    for (int64_t k = 0; k < K; k++) {
+        v16 b[NV];
+        #pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const v16u*>(panel + k * NR + 16 * v);
+        #pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+            const float s = ar[r][k];
+            #pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] += s * b[v];
+        }
+    }
+    if (rows == MR && cols == NR) {
+        #pragma GCC unroll 16
+        for (int r = 0; r < MR; r++)
+            #pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        float row[NR];
+        std::memcpy(row, &acc[r][0], sizeof row);
+        std::memcpy(c + r * ldc, row, cols * sizeof(float));
+    }
+}
+
+template <int MR, int NV>
+ENGINE_INLINE void step_gemm_body(float* c, int64_t ldc, const float* a, int64_t lda, const float* packed, int64_t M,
+                                  int64_t cols, int64_t K) {
+    constexpr int NR = 16 * NV;
+    for (int64_t j0 = 0; j0 < cols; j0 += NR)
+        for (int64_t i0 = 0; i0 < M; i0 += MR)
+            step_gemm_tile<MR, NV>(c + i0 * ldc + j0, ldc, a + i0 * lda, lda, packed + j0 * K, K,
+                                   std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, cols - j0));
+}
+
+// Register tiles per SIMD path: accumulators fill most of the registers (32 zmm; 16 ymm; 16 xmm).
+ENGINE_AVX512 ENGINE_FLATTEN static void step_gemm_avx512(float* c, int64_t ldc, const float* a, int64_t lda,
+                                                          const float* p, int64_t M, int64_t cols, int64_t K) {
+    step_gemm_body<8, 2>(c, ldc, a, lda, p, M, cols, K);
+}
+ENGINE_AVX2 ENGINE_FLATTEN static void step_gemm_avx2(float* c, int64_t ldc, const float* a, int64_t lda,
+                                                      const float* p, int64_t M, int64_t cols, int64_t K) {
+    step_gemm_body<4, 1>(c, ldc, a, lda, p, M, cols, K);
+}
+ENGINE_FLATTEN static void step_gemm_portable(float* c, int64_t ldc, const float* a, int64_t lda, const float* p,
+                                              int64_t M, int64_t cols, int64_t K) {
+    step_gemm_body<2, 1>(c, ldc, a, lda, p, M, cols, K);
+}
+
+struct StepGemm {
+    Simd simd;
+    int64_t NR;                                  // the panel width the kernel for `simd` reads
+    explicit StepGemm(Simd s) : simd(s), NR(s == Simd::avx512 ? 32 : 16) {}
+    int64_t packed_size(int64_t K, int64_t cols) const { return (cols + NR - 1) / NR * NR * K; }
+    // dst <- B (K, cols) in panels, B(k, j) = element(k, j).
+    template <class Element>
+    void pack(float* dst, int64_t K, int64_t cols, Element element) const {
+        for (int64_t j0 = 0; j0 < cols; j0 += NR)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0; j < NR; j++) dst[j0 * K + k * NR + j] = j0 + j < cols ? element(k, j0 + j) : 0.0f;
+    }
+    void operator()(float* c, int64_t ldc, const float* a, int64_t lda, const float* packed, int64_t M, int64_t cols,
+                    int64_t K) const {
+        if (simd == Simd::avx512) step_gemm_avx512(c, ldc, a, lda, packed, M, cols, K);
+        else if (simd == Simd::avx2) step_gemm_avx2(c, ldc, a, lda, packed, M, cols, K);
+        else step_gemm_portable(c, ldc, a, lda, packed, M, cols, K);
+    }
+};
+
 // ---------------------------------------------------------------------------------- the loops over time
 
 static int64_t band_count(int64_t U) { return (U + kBand - 1) / kBand; }
@@ -76,28 +166,23 @@ static int rnn_team(int64_t N, int64_t U, int64_t G) {
     return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), band_count(U)));
 }
 
-// recurrent_kernel (U, GU) -> per band, a contiguous (U, G*w) block whose row k holds the band's units of
-// gate 0, then of gate 1, ... The block of the band starting at unit u0 begins at U * G * u0.
-static std::vector<float> pack_bands(const float* rk, int64_t U, int64_t G) {
-    std::vector<float> packed(U * G * U);
-    for (int64_t u0 = 0; u0 < U; u0 += kBand) {
-        const int64_t w = std::min(kBand, U - u0);
-        float* block = packed.data() + U * G * u0;
-        for (int64_t k = 0; k < U; k++)
-            for (int64_t q = 0; q < G; q++)
-                std::memcpy(block + (k * G + q) * w, rk + k * G * U + q * U + u0, w * sizeof(float));
-    }
-    return packed;
-}
-
 // Forward over time. step(t, u0, w, rec, hd_next): band [u0, u0 + w) of step t, given rec (N, G*w) =
-// hd_{t-1} @ the band's recurrent columns; it writes the band's units of hd_next (h_t, times the
-// recurrent dropout mask when there is one), which the next step's GEMM reads.
+// hd_{t-1} @ the band's recurrent columns (gate 0's units, then gate 1's, ...); it writes the band's units
+// of hd_next (h_t, times the recurrent dropout mask when there is one), which the next step's GEMM reads.
 template <class Step>
 static void forward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* h0,
                             const float* rmask, Step step) {
-    const int64_t bands = band_count(U);
-    const std::vector<float> packed = pack_bands(rk, U, G);
+    const int64_t bands = band_count(U), GU = G * U;
+    const StepGemm gemm(simd_active());
+    std::vector<int64_t> offset(bands + 1, 0);                   // each band's packed columns
+    for (int64_t b = 0; b < bands; b++)
+        offset[b + 1] = offset[b] + gemm.packed_size(U, G * std::min(kBand, U - b * kBand));
+    std::vector<float> packed(offset[bands]);
+    for (int64_t b = 0; b < bands; b++) {
+        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+        gemm.pack(packed.data() + offset[b], U, G * w,
+                  [&](int64_t k, int64_t j) { return rk[k * GU + (j / w) * U + u0 + j % w]; });
+    }
     std::vector<float> hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
     for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
     const int team = rnn_team(N, U, G);
@@ -110,7 +195,7 @@ static void forward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const fl
             float* next = hd.data() + ((t + 1) % 2) * N * U;
             for (int64_t b = first; b < bands; b += stride) {
                 const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-                matmul_forward(rec.data(), prev, packed.data() + U * G * u0, N, G * w, U, false, false, false);
+                gemm(rec.data(), G * w, prev, U, packed.data() + offset[b], N, G * w, U);
                 step(t, u0, w, rec.data(), next);
             }
             #pragma omp barrier
@@ -126,6 +211,14 @@ template <class Step>
 static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* rmask,
                              float* dh, Step step) {
     const int64_t bands = band_count(U), GU = G * U;
+    const StepGemm gemm(simd_active());
+    const int64_t per_band = gemm.packed_size(GU, kBand);
+    std::vector<float> packed(bands * per_band);                 // band b: recurrent_kernel[band rows]^T (GU, w)
+    for (int64_t b = 0; b < bands; b++) {
+        const int64_t u0 = b * kBand;
+        gemm.pack(packed.data() + b * per_band, GU, std::min(kBand, U - u0),
+                  [&](int64_t k, int64_t j) { return rk[(u0 + j) * GU + k]; });
+    }
     std::vector<float> dzs(2 * N * GU);
     const int team = rnn_team(N, U, G);
     #pragma omp parallel num_threads(team) if (team > 1)
@@ -139,7 +232,7 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
             #pragma omp barrier
             for (int64_t b = first; b < bands; b += stride) {
                 const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-                matmul_forward(rec.data(), dz_t, rk + u0 * GU, N, w, GU, false, true, false);
+                gemm(rec.data(), w, dz_t, GU, packed.data() + b * per_band, N, w, GU);
                 for (int64_t n = 0; n < N; n++)
                     for (int64_t u = 0; u < w; u++)
                         dh[n * U + u0 + u] += rmask ? rec[n * w + u] * rmask[n * U + u0 + u] : rec[n * w + u];
