@@ -8,10 +8,11 @@
 //    gates array. The loop over time then does one small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
 //  * Units are split into bands of kBand units. A band owns its units' columns in every gate, so one thread
 //    does the band's share of the step's GEMM and then its gate arithmetic and state update without waiting
-//    for anyone: the only barrier per step is before the next step's GEMM, which reads all of h_t. The
-//    OpenMP team is made once per sequence (waking it costs 40 us or more here, a step ~10 us), and threads
-//    take bands round-robin. Band widths do not depend on the thread count and each value is computed by
-//    the same arithmetic in the same order on any thread, so results are bitwise equal for any thread count.
+//    for anyone: a step waits only for the previous step (whose h_t its GEMM reads). The OpenMP team is made
+//    once per sequence (waking it costs 40 us or more here, a step ~10 us); threads claim the bands of each
+//    step from a shared counter (run_stages). Band widths do not depend on the thread count and each value
+//    is computed by the same arithmetic in the same order on any thread: results are bitwise equal for any
+//    thread count.
 //  * The recurrent kernel is repacked once per call so that each band's columns are contiguous.
 //  * The gate arithmetic is plain loops over a band's units, compiled for AVX-512, AVX2 and baseline x86-64
 //    (the running CPU picks one, as in activation.cpp); the activations come from vector_math.h.
@@ -20,7 +21,9 @@
 //    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T.
 // Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "common.h"
@@ -166,6 +169,41 @@ static int rnn_team(int64_t N, int64_t U, int64_t G) {
     return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), band_count(U)));
 }
 
+// Runs stages 0 .. stages-1 of `tasks` independent tasks each (the bands of one step); stage s starts when
+// every task of stage s - 1 is done. Threads claim tasks in order from one shared counter, so a thread
+// takes the next task as soon as it is free, and a thread the OS parks for a while holds up only the task
+// it holds (a barrier per step would stall the others for all of its share; on a shared machine that cost
+// more than the work). task(s, b, thread) must compute the same thing whichever thread runs it: the
+// results are then the same bits for any thread count.
+static void wait_for(const std::atomic<int64_t>& done, int64_t target) {
+    for (int spins = 0; done.load(std::memory_order_acquire) < target; spins++) {
+        if (spins < 4096) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();                              // tell the core we are spinning
+#endif
+        } else {
+            std::this_thread::yield();                           // let a parked thread of ours run
+        }
+    }
+}
+
+template <class Task>
+static void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
+    std::atomic<int64_t> next{0}, done{0};
+    #pragma omp parallel num_threads(team) if (team > 1)
+    {
+        const int thread = omp_get_thread_num();
+        for (;;) {
+            const int64_t claim = next.fetch_add(1, std::memory_order_relaxed);
+            const int64_t stage = claim / tasks;
+            if (stage >= stages) break;
+            wait_for(done, stage * tasks);
+            task(stage, claim % tasks, thread);
+            done.fetch_add(1, std::memory_order_acq_rel);
+        }
+    }
+}
+
 // Forward over time. step(t, u0, w, rec, hd_next): band [u0, u0 + w) of step t, given rec (N, G*w) =
 // hd_{t-1} @ the band's recurrent columns (gate 0's units, then gate 1's, ...); it writes the band's units
 // of hd_next (h_t, times the recurrent dropout mask when there is one), which the next step's GEMM reads.
@@ -186,27 +224,20 @@ static void forward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const fl
     std::vector<float> hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
     for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
     const int team = rnn_team(N, U, G);
-    #pragma omp parallel num_threads(team) if (team > 1)
-    {
-        std::vector<float> rec(N * G * kBand);
-        const int64_t first = omp_get_thread_num(), stride = omp_get_num_threads();
-        for (int64_t t = 0; t < T; t++) {
-            const float* prev = hd.data() + (t % 2) * N * U;
-            float* next = hd.data() + ((t + 1) % 2) * N * U;
-            for (int64_t b = first; b < bands; b += stride) {
-                const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-                gemm(rec.data(), G * w, prev, U, packed.data() + offset[b], N, G * w, U);
-                step(t, u0, w, rec.data(), next);
-            }
-            #pragma omp barrier
-        }
-    }
+    std::vector<std::vector<float>> rec(team, std::vector<float>(N * G * kBand));     // per thread
+    run_stages(T, bands, team, [&](int64_t t, int64_t b, int thread) {
+        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+        float* r = rec[thread].data();
+        gemm(r, G * w, hd.data() + (t % 2) * N * U, U, packed.data() + offset[b], N, G * w, U);
+        step(t, u0, w, r, hd.data() + ((t + 1) % 2) * N * U);
+    });
 }
 
 // Backward over time. dh (N, U) holds the gradient reaching h_t from later steps (dh of the last state to
-// start with). step(t, u0, w, dz_t, dh): writes the band's columns of dz_t (N, GU), the pre-activation
-// gradients that reach the recurrent kernel, and replaces the band's units of dh by the part of dh_{t-1}
-// that bypasses the recurrent kernel; then dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask.
+// start with). Two stages per step, latest step first: step(t, u0, w, dz_t, dh) writes the band's columns of
+// dz_t (N, GU), the pre-activation gradients that reach the recurrent kernel, and replaces the band's units
+// of dh by the part of dh_{t-1} that bypasses the recurrent kernel; then, once all of dz_t is there,
+// dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask.
 template <class Step>
 static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* rmask,
                              float* dh, Step step) {
@@ -221,24 +252,20 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
     }
     std::vector<float> dzs(2 * N * GU);
     const int team = rnn_team(N, U, G);
-    #pragma omp parallel num_threads(team) if (team > 1)
-    {
-        std::vector<float> rec(N * kBand);
-        const int64_t first = omp_get_thread_num(), stride = omp_get_num_threads();
-        for (int64_t t = T - 1; t >= 0; t--) {
-            float* dz_t = dzs.data() + (t % 2) * N * GU;
-            for (int64_t b = first; b < bands; b += stride)
-                step(t, b * kBand, std::min(kBand, U - b * kBand), dz_t, dh);
-            #pragma omp barrier
-            for (int64_t b = first; b < bands; b += stride) {
-                const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-                gemm(rec.data(), w, dz_t, GU, packed.data() + b * per_band, N, w, GU);
-                for (int64_t n = 0; n < N; n++)
-                    for (int64_t u = 0; u < w; u++)
-                        dh[n * U + u0 + u] += rmask ? rec[n * w + u] * rmask[n * U + u0 + u] : rec[n * w + u];
-            }
+    std::vector<std::vector<float>> rec(team, std::vector<float>(N * kBand));
+    run_stages(2 * T, bands, team, [&](int64_t stage, int64_t b, int thread) {
+        const int64_t t = T - 1 - stage / 2, u0 = b * kBand, w = std::min(kBand, U - u0);
+        float* dz_t = dzs.data() + (t % 2) * N * GU;
+        if (stage % 2 == 0) {
+            step(t, u0, w, dz_t, dh);
+            return;
         }
-    }
+        float* r = rec[thread].data();
+        gemm(r, w, dz_t, GU, packed.data() + b * per_band, N, w, GU);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t u = 0; u < w; u++)
+                dh[n * U + u0 + u] += rmask ? r[n * w + u] * rmask[n * U + u0 + u] : r[n * w + u];
+    });
 }
 
 // dx = dz_in @ kernel^T, dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec, where h_prev (N, T, U)

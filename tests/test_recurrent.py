@@ -327,13 +327,55 @@ def test_plot_gates_without_matplotlib_says_how_to_get_it(monkeypatch):
 @pytest.mark.parametrize("kwargs, message", [
     ({"units": 0}, r"LSTM: `units` must be a positive int. Received: units=0"),
     ({"units": 4, "dropout": 1.5}, r"LSTM: expected `dropout` in \[0, 1\]. Received: dropout=1.5"),
-    ({"units": 4, "activation": "elu"}, r"LSTM: the fused recurrent kernels take activation in \('linear', 'relu', "
-                                        r"'sigmoid', 'tanh'\) \(or None for 'linear'\). Received: activation='elu'"),
     ({"units": 4, "kernel_constraint": "non_neg"}, r"LSTM: engine has no weight constraints yet"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         layers.LSTM(**kwargs)
+
+
+@pytest.mark.parametrize("cls", RNNS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_step_by_step_path_equals_the_fused_kernel(cls, masked):
+    """Activations the kernels lack run the same equations through engine.ops, one step at a time. Forced
+    onto that path with the kernels' own activations, a layer must give the fused kernel's outputs and
+    gradients."""
+    x = random_f32(3, 5, 4, seed=11)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]], bool) if masked else None
+    fused = cls(6, return_sequences=True, return_state=True, recurrent_dropout=0.3, seed=2)
+    steps = cls.from_config(fused.get_config())
+    outs = fused(x, mask=mask, training=True)
+    steps(x)
+    steps.set_weights(fused.get_weights())
+    steps._act = None                                                  # as if the activation were unknown
+    step_outs = steps(x, mask=mask, training=True)
+    for a, b in zip(outs, step_outs):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    sum(o.sum() for o in outs).backward()
+    sum(o.sum() for o in step_outs).backward()
+    for a, b in zip(fused.weights, steps.weights):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_any_activation_works_step_by_step():
+    x = random_f32(2, 4, 3)
+    layer = layers.LSTM(3, activation="elu", recurrent_activation="softplus",
+                        return_sequences=True)
+    y = layer(x)
+    kernel, recurrent_kernel, bias = layer.get_weights()
+    elu = lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0)))          # noqa: E731
+    softplus = lambda z: np.log1p(np.exp(z))                                  # noqa: E731
+    h, c = np.zeros((2, 3)), np.zeros((2, 3))
+    for t in range(4):
+        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
+        i, f, g, o = softplus(z[:, :3]), softplus(z[:, 3:6]), elu(z[:, 6:9]), softplus(z[:, 9:])
+        c = f * c + i * g
+        h = o * elu(c)
+        np.testing.assert_allclose(y.numpy()[:, t], h, rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert np.isfinite(layer.kernel.grad.numpy()).all()
+    with pytest.raises(ValueError, match=r"LSTM '.*': trace_gates runs the fused kernel"):
+        layer.trace_gates(x)
 
 
 def test_gru_reset_after_false_is_refused_clearly():
@@ -405,8 +447,8 @@ def test_same_outputs_as_keras_for_the_same_weights():
     x = random_f32(3, 6, 4, seed=8)
     mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
     for name in ("SimpleRNN", "LSTM", "GRU"):
-        for kwargs in ({}, {"return_sequences": True, "go_backwards": True}, {"return_sequences": True,
-                                                                              "return_state": True}):
+        for kwargs in ({}, {"return_sequences": True, "go_backwards": True},
+                       {"return_sequences": True, "return_state": True}, {"activation": "elu"}):
             for m in (None, mask):
                 ours, theirs = getattr(layers, name)(5, **kwargs), getattr(keras.layers, name)(5, **kwargs)
                 y = ours(x, mask=m)

@@ -1,5 +1,6 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU (each one fused kernel over the whole sequence, csrc/rnn.cpp),
-and the wrappers Bidirectional and TimeDistributed. Keras 3's arguments, defaults and weight layouts, so
+"""Recurrent layers: SimpleRNN, LSTM, GRU (each one fused kernel over the whole sequence, csrc/rnn.cpp,
+for the activations the kernels know; any other activation runs the same equations step by step through
+engine.ops), and the wrappers Bidirectional and TimeDistributed. Keras 3's arguments, defaults and weight layouts, so
 weights move between Keras and engine unchanged. Shapes: N batch, T time steps, D features, U units.
 
 Seeing the gates: LSTM.trace_gates(x) returns every step's input, forget and output gates, candidate, cell
@@ -25,16 +26,13 @@ def _no_constraint(cls_name, **constraints):
             raise ValueError(f"{cls_name}: engine has no weight constraints yet. Received: {name}={value!r}")
 
 
-def _kernel_activation(cls_name, name, fn):
-    """The name the fused kernels know an activation by; other activations are refused here, not mid-fit."""
+def _kernel_activation(fn):
+    """The name the fused kernels know an activation by, or None (then the layer runs step by step)."""
     try:
-        serialized = activations.serialize(fn)
-    except ValueError:
-        serialized = None
-    if serialized not in ACTIVATIONS:
-        raise ValueError(f"{cls_name}: the fused recurrent kernels take {name} in {ACTIVATIONS} (or None for "
-                         f"'linear'). Received: {name}={serialized or fn!r}")
-    return serialized
+        name = activations.serialize(fn)
+    except ValueError:                                  # a custom callable
+        return None
+    return name if name in ACTIVATIONS else None
 
 
 def _reverse_time(x):
@@ -68,8 +66,8 @@ class _RNN(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
-        self._act = _kernel_activation(cls, "activation", self.activation)
-        self._ract = _kernel_activation(cls, "recurrent_activation", self.recurrent_activation)
+        self._act = _kernel_activation(self.activation)
+        self._ract = _kernel_activation(self.recurrent_activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
@@ -160,7 +158,9 @@ class _RNN(Layer):
         if training and 0.0 < self.recurrent_dropout < 1.0:
             recurrent_mask = self._dropout_mask((N, self.units), self.recurrent_dropout)
         kernel_mask = None if mask is None or mask.all() else mask.astype(np.float32)
-        y, *final = self._run(x, states, kernel_mask, recurrent_mask)
+        fused = self._act is not None and (self._ract is not None or isinstance(self, SimpleRNN))
+        run = self._run if fused else self._run_steps
+        y, *final = run(x, states, kernel_mask, recurrent_mask)
         if self.stateful:
             self.states = [Tensor._wrap(s.data.copy()) for s in final]
         if kernel_mask is not None:
@@ -176,6 +176,27 @@ class _RNN(Layer):
         if self.rnn_activity_regularizer is not None:
             self._losses = [self.rnn_activity_regularizer(output)]
         return [output] + list(final) if self.return_state else output
+
+    def _run_steps(self, x, states, mask, recurrent_mask):
+        """The same equations as the fused kernel, built from engine.ops one step at a time (a Python loop,
+        so slower): for activations the kernels do not have (elu, gelu, a custom function, ...)."""
+        G, U = self._gates, self.units
+        bias = self.bias if self.bias is not None else np.zeros(self._bias_shape(), np.float32)
+        input_bias = ops.take_index(bias, 0) if bias.ndim == 2 else bias                 # GRU: (2, 3U)
+        xp = ops.bias_add(ops.matmul(x, self.kernel), input_bias)                        # (N, T, GU)
+        gate = lambda z, q: ops.take_index(z, (slice(None), slice(q * U, (q + 1) * U)))  # noqa: E731
+        ys = []
+        for t in range(x.shape[1]):
+            h = states[0] if recurrent_mask is None else ops.multiply(states[0], recurrent_mask)
+            rec = ops.matmul(h, self.recurrent_kernel)                                   # (N, GU)
+            new = self._cell(ops.take_index(xp, (slice(None), t)), rec, states, gate, bias)
+            if mask is not None:                                 # padded steps carry the state over
+                keep = mask[:, t:t + 1] != 0
+                new = [ops.where(keep, n, s) for n, s in zip(new, states)]
+            states = new
+            ys.append(states[0])
+        y = ops.stack(ys, axis=1) if ys else ops.convert_to_tensor(np.zeros((x.shape[0], 0, U), np.float32))
+        return (y, *states)
 
     def compute_mask(self, inputs, mask=None):
         output_mask = mask if self.return_sequences else None
@@ -224,6 +245,9 @@ class SimpleRNN(_RNN):
         bias = self.bias if self.bias is not None else np.zeros(self.units, np.float32)
         return ops.simple_rnn(x, states[0], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask, self._act)
 
+    def _cell(self, xp, rec, states, gate, bias):
+        return [self.activation(ops.add(xp, rec))]
+
 
 class LSTM(_RNN):
     """Long short-term memory (Hochreiter 1997): a memory cell c and input, forget and output gates.
@@ -255,6 +279,12 @@ class LSTM(_RNN):
         return ops.lstm(x, states[0], states[1], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask,
                         self._act, self._ract)
 
+    def _cell(self, xp, rec, states, gate, bias):
+        z = ops.add(xp, rec)
+        i, f, o = (self.recurrent_activation(gate(z, q)) for q in (0, 1, 3))
+        c = ops.add(ops.multiply(f, states[1]), ops.multiply(i, self.activation(gate(z, 2))))
+        return [ops.multiply(o, self.activation(c)), c]
+
     def trace_gates(self, inputs, mask=None, initial_state=None):
         """Run the layer on inputs (N, T, D) (no training, no dropout) and return every step's gates and states,
         each (N, T, U), in the order the steps were processed (reversed when go_backwards):
@@ -263,6 +293,10 @@ class LSTM(_RNN):
             'cell'                        c_t, the memory cell;   'hidden': h_t, the output
             'mask'                        (N, T) bools, False on padded steps (the state was carried)"""
         x = ops.convert_to_tensor(inputs)
+        if self._act is None or self._ract is None:
+            names = [getattr(fn, "__name__", repr(fn)) for fn in (self.activation, self.recurrent_activation)]
+            raise ValueError(f"LSTM '{self.name}': trace_gates runs the fused kernel, which takes activations in "
+                             f"{ACTIVATIONS}. Received: activation={names[0]!r}, recurrent_activation={names[1]!r}")
         if not self.built:
             self(x)
         self._check_input(x)
@@ -314,6 +348,13 @@ class GRU(_RNN):
         bias = self.bias if self.bias is not None else np.zeros((2, 3 * self.units), np.float32)
         return ops.gru(x, states[0], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask, self._act,
                        self._ract)
+
+    def _cell(self, xp, rec, states, gate, bias):
+        rec = ops.bias_add(rec, ops.take_index(bias, 1))                                 # the recurrent bias
+        z = self.recurrent_activation(ops.add(gate(xp, 0), gate(rec, 0)))
+        r = self.recurrent_activation(ops.add(gate(xp, 1), gate(rec, 1)))
+        hh = self.activation(ops.add(gate(xp, 2), ops.multiply(r, gate(rec, 2))))
+        return [ops.add(ops.multiply(z, states[0]), ops.multiply(ops.subtract(1.0, z), hh))]
 
     def get_config(self):
         config = super().get_config()
