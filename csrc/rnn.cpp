@@ -5,7 +5,8 @@
 //
 // Strategy (what makes it fast; the arithmetic is the reference's):
 //  * Every step's input projection is one GEMM, x (N*T, D) @ kernel (D, GU), written straight into the
-//    gates array. The loop over time then does one small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
+//    gates array (each band computes its columns, on the same team). The loop over time then does one
+//    small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
 //  * Units are split into bands of kBand units. A band owns its units' columns in every gate, so one thread
 //    does the band's share of the step's GEMM and then its gate arithmetic and state update without waiting
 //    for anyone: a step waits only for the previous step (whose h_t its GEMM reads). The OpenMP team is made
@@ -59,15 +60,25 @@ ENGINE_INLINE void dact_run(RnnActivation a, float* __restrict d, const float* _
     }
 }
 
-// One band's gate arithmetic, compiled once per SIMD path: name(simd, args...) calls the copy for `simd`.
+// One band's gate arithmetic, compiled once per SIMD path, and once more for full bands (W = kBand: every
+// loop has a known trip count, so it compiles to straight vector code without loop tails).
+// name(simd, full_band, args...) calls the copy for `simd`.
 #define ENGINE_RNN_PER_SIMD(name, body)                                                                       \
-    template <class... A> ENGINE_AVX512 ENGINE_FLATTEN static void name##_avx512(A... a) { body(a...); }      \
-    template <class... A> ENGINE_AVX2 ENGINE_FLATTEN static void name##_avx2(A... a) { body(a...); }          \
-    template <class... A> ENGINE_FLATTEN static void name##_portable(A... a) { body(a...); }                  \
-    template <class... A> static void name(Simd simd, A... a) {                                               \
-        if (simd == Simd::avx512) name##_avx512(a...);                                                       \
-        else if (simd == Simd::avx2) name##_avx2(a...);                                                       \
-        else name##_portable(a...);                                                                           \
+    template <int64_t W, class... A> ENGINE_AVX512 ENGINE_FLATTEN static void name##_avx512(A... a) {         \
+        body<W>(a...);                                                                                        \
+    }                                                                                                         \
+    template <int64_t W, class... A> ENGINE_AVX2 ENGINE_FLATTEN static void name##_avx2(A... a) {             \
+        body<W>(a...);                                                                                        \
+    }                                                                                                         \
+    template <int64_t W, class... A> ENGINE_FLATTEN static void name##_portable(A... a) { body<W>(a...); }    \
+    template <int64_t W, class... A> static void name##_at(Simd simd, A... a) {                               \
+        if (simd == Simd::avx512) name##_avx512<W>(a...);                                                    \
+        else if (simd == Simd::avx2) name##_avx2<W>(a...);                                                    \
+        else name##_portable<W>(a...);                                                                        \
+    }                                                                                                         \
+    template <class... A> static void name(Simd simd, bool full_band, A... a) {                               \
+        if (full_band) name##_at<kBand>(simd, a...);                                                          \
+        else name##_at<0>(simd, a...);                                                                        \
     }
 
 // ---------------------------------------------------------------------------------- the per-step product
@@ -145,12 +156,13 @@ struct StepGemm {
     int64_t NR;                                  // the panel width the kernel for `simd` reads
     explicit StepGemm(Simd s) : simd(s), NR(s == Simd::avx512 ? 32 : 16) {}
     int64_t packed_size(int64_t K, int64_t cols) const { return (cols + NR - 1) / NR * NR * K; }
-    // dst <- B (K, cols) in panels, B(k, j) = element(k, j).
-    template <class Element>
-    void pack(float* dst, int64_t K, int64_t cols, Element element) const {
+    // dst <- B (K, cols) in panels, where column j of B is column[j][0], column[j][stride], ...
+    void pack(float* dst, int64_t K, const std::vector<const float*>& column, int64_t stride) const {
+        const int64_t cols = static_cast<int64_t>(column.size());
         for (int64_t j0 = 0; j0 < cols; j0 += NR)
             for (int64_t k = 0; k < K; k++)
-                for (int64_t j = 0; j < NR; j++) dst[j0 * K + k * NR + j] = j0 + j < cols ? element(k, j0 + j) : 0.0f;
+                for (int64_t j = 0; j < NR; j++)
+                    dst[j0 * K + k * NR + j] = j0 + j < cols ? column[j0 + j][k * stride] : 0.0f;
     }
     void operator()(float* c, int64_t ldc, const float* a, int64_t lda, const float* packed, int64_t M, int64_t cols,
                     int64_t K) const {
@@ -164,8 +176,14 @@ struct StepGemm {
 
 static int64_t band_count(int64_t U) { return (U + kBand - 1) / kBand; }
 
+// Whether a sequence is worth a team (a property of the shape alone, so that the code path, and with it
+// every bit of the result, is the same for any thread count), and the team size.
+static bool worth_a_team(int64_t N, int64_t U, int64_t G) {
+    return band_count(U) >= 2 && N * U * G * U >= kRnnParallelMinWork;
+}
+
 static int rnn_team(int64_t N, int64_t U, int64_t G) {
-    if (band_count(U) < 2 || N * U * G * U < kRnnParallelMinWork) return 1;
+    if (!worth_a_team(N, U, G)) return 1;
     return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), band_count(U)));
 }
 
@@ -204,29 +222,51 @@ static void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
     }
 }
 
-// Forward over time. step(t, u0, w, rec, hd_next): band [u0, u0 + w) of step t, given rec (N, G*w) =
-// hd_{t-1} @ the band's recurrent columns (gate 0's units, then gate 1's, ...); it writes the band's units
-// of hd_next (h_t, times the recurrent dropout mask when there is one), which the next step's GEMM reads.
+// Forward over time. First xp (N*T, GU) = x (N*T, D) @ kernel: every step's input projection, one product
+// (each band computes its own columns: stage 0). Then step(t, u0, w, rec, hd_next) for each step and band
+// [u0, u0 + w), given rec (N, G*w) = hd_{t-1} @ the band's recurrent columns (gate 0's units, then gate
+// 1's, ...); it writes the band's units of hd_next (h_t, times the recurrent dropout mask when there is
+// one), which the next step's product reads.
 template <class Step>
-static void forward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* h0,
-                            const float* rmask, Step step) {
+static void forward_in_time(float* xp, const float* x, const float* kernel, int64_t N, int64_t T, int64_t D,
+                            int64_t U, int64_t G, const float* rk, const float* h0, const float* rmask, Step step) {
     const int64_t bands = band_count(U), GU = G * U;
     const StepGemm gemm(simd_active());
+    const int64_t per_gate = gemm.packed_size(D, kBand);        // kernel's columns of one gate of one band
+    std::vector<float> kernel_packed(worth_a_team(N, U, G) ? bands * G * per_gate : 0);
+    for (int64_t b = 0; b < bands && !kernel_packed.empty(); b++)
+        for (int64_t q = 0; q < G; q++) {
+            std::vector<const float*> column(std::min(kBand, U - b * kBand));
+            for (size_t j = 0; j < column.size(); j++) column[j] = kernel + q * U + b * kBand + j;
+            gemm.pack(kernel_packed.data() + (b * G + q) * per_gate, D, column, GU);
+        }
     std::vector<int64_t> offset(bands + 1, 0);                   // each band's packed columns
     for (int64_t b = 0; b < bands; b++)
         offset[b + 1] = offset[b] + gemm.packed_size(U, G * std::min(kBand, U - b * kBand));
     std::vector<float> packed(offset[bands]);
     for (int64_t b = 0; b < bands; b++) {
         const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-        gemm.pack(packed.data() + offset[b], U, G * w,
-                  [&](int64_t k, int64_t j) { return rk[k * GU + (j / w) * U + u0 + j % w]; });
+        std::vector<const float*> column;                        // gate 0's units of the band, gate 1's, ...
+        for (int64_t q = 0; q < G; q++)
+            for (int64_t u = 0; u < w; u++) column.push_back(rk + q * U + u0 + u);
+        gemm.pack(packed.data() + offset[b], U, column, GU);
     }
     std::vector<float> hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
     for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
     const int team = rnn_team(N, U, G);
     std::vector<std::vector<float>> rec(team, std::vector<float>(N * G * kBand));     // per thread
-    run_stages(T, bands, team, [&](int64_t t, int64_t b, int thread) {
-        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+    // Small sequences run on one thread: then the projection is the engine's GEMM, with its own team when large.
+    const bool own_projection = worth_a_team(N, U, G);
+    if (!own_projection) matmul_forward(xp, x, kernel, N * T, GU, D, false, false, false);
+    const int64_t first = own_projection ? 0 : 1;
+    run_stages(T + 1 - first, bands, team, [&](int64_t stage, int64_t b, int thread) {
+        stage += first;
+        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0), t = stage - 1;
+        if (stage == 0) {                                        // the input projection of every step
+            for (int64_t q = 0; q < G; q++)
+                gemm(xp + q * U + u0, GU, x, D, kernel_packed.data() + (b * G + q) * per_gate, N * T, w, D);
+            return;
+        }
         float* r = rec[thread].data();
         gemm(r, G * w, hd.data() + (t % 2) * N * U, U, packed.data() + offset[b], N, G * w, U);
         step(t, u0, w, r, hd.data() + ((t + 1) % 2) * N * U);
@@ -247,8 +287,9 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
     std::vector<float> packed(bands * per_band);                 // band b: recurrent_kernel[band rows]^T (GU, w)
     for (int64_t b = 0; b < bands; b++) {
         const int64_t u0 = b * kBand;
-        gemm.pack(packed.data() + b * per_band, GU, std::min(kBand, U - u0),
-                  [&](int64_t k, int64_t j) { return rk[(u0 + j) * GU + k]; });
+        std::vector<const float*> column(std::min(kBand, U - u0));          // row u0 + j of rk, as a column
+        for (size_t j = 0; j < column.size(); j++) column[j] = rk + (u0 + j) * GU;
+        gemm.pack(packed.data() + b * per_band, GU, column, 1);
     }
     std::vector<float> dzs(2 * N * GU);
     const int team = rnn_team(N, U, G);
@@ -288,6 +329,12 @@ static void weight_grads(float* dx, float* dkernel, float* drk, const float* dz_
 
 static bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
 
+// Ask for the band's G runs of w values of a gates row early (the next step's row: it is far away in memory).
+static inline void prefetch_runs(const float* row, int64_t G, int64_t U, int64_t u0, int64_t w) {
+    for (int64_t q = 0; q < G; q++)
+        for (int64_t u = 0; u < w; u += 16) __builtin_prefetch(row + q * U + u0 + u, 1);
+}
+
 // ---------------------------------------------------------------------------------- LSTM
 
 struct LstmArgs {
@@ -297,11 +344,14 @@ struct LstmArgs {
     float *y, *h, *c, *gates, *cells, *dz, *dc;
 };
 
-ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+template <int64_t W>
+ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     float pre[4][kBand], cn[kBand], tc[kBand];
     for (int64_t n = 0; n < s->N; n++) {
         float* g = s->gates + (n * T + t) * 4 * U;               // holds x_t @ kernel; becomes i, f, g, o
+        if (t + 1 < T) prefetch_runs(g + 4 * U, 4, U, u0, w);
         const float* r = rec + n * 4 * w;
         for (int64_t q = 0; q < 4; q++)
             for (int64_t u = 0; u < w; u++) pre[q][u] = g[q * U + u0 + u] + s->bias[q * U + u0 + u] + r[q * w + u];
@@ -330,7 +380,9 @@ ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int6
 }
 ENGINE_RNN_PER_SIMD(lstm_step, lstm_step_body)
 
-ENGINE_INLINE void lstm_back_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+template <int64_t W>
+ENGINE_INLINE void lstm_back_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     float tc[kBand], dtc[kBand], di[kBand], df[kBand], dg[kBand], dout[kBand];
     for (int64_t n = 0; n < s->N; n++) {
@@ -380,13 +432,12 @@ void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, cons
                   RnnActivation activation, RnnActivation recurrent_activation) {
     std::copy(h0, h0 + N * U, h);
     std::copy(c0, c0 + N * U, c);
-    matmul_forward(gates, x, kernel, N * T, 4 * U, D, false, false, false);     // every step's x_t @ kernel
     LstmArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
                y, h, c, gates, cells, nullptr, nullptr};
     const Simd simd = simd_active();
-    forward_in_time(N, T, U, 4, recurrent_kernel, h0, recurrent_mask,
+    forward_in_time(gates, x, kernel, N, T, D, U, 4, recurrent_kernel, h0, recurrent_mask,
                     [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        lstm_step(simd, &s, t, u0, w, rec, hd);
+                        lstm_step(simd, w == kBand, &s, t, u0, w, rec, hd);
                     });
 }
 
@@ -403,7 +454,7 @@ void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* dre
     const Simd simd = simd_active();
     backward_in_time(N, T, U, 4, recurrent_kernel, recurrent_mask, dh0,
                      [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         lstm_back(simd, &s, t, u0, w, dz_t, dhc);
+                         lstm_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
                      });
     weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 4);
     bias_add_backward(dbias, dz.data(), N * T, 4 * U);
@@ -418,12 +469,15 @@ struct GruArgs {
     float *y, *h, *gates, *rech, *dz_in, *dz_rec;
 };
 
-ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+template <int64_t W>
+ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     const float *b_in = s->bias, *b_rec = s->bias + 3 * U;
     float pre[kBand], rh[kBand];
     for (int64_t n = 0; n < s->N; n++) {
         float* g = s->gates + (n * T + t) * 3 * U;               // holds x_t @ kernel; becomes z, r, hh
+        if (t + 1 < T) prefetch_runs(g + 3 * U, 3, U, u0, w);
         const float* r = rec + n * 3 * w;
         for (int64_t q = 0; q < 2; q++) {                        // update and reset gates
             for (int64_t u = 0; u < w; u++)
@@ -452,7 +506,9 @@ ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_
 }
 ENGINE_RNN_PER_SIMD(gru_step, gru_step_body)
 
-ENGINE_INLINE void gru_back_body(const GruArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+template <int64_t W>
+ENGINE_INLINE void gru_back_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     float dzz[kBand], dzr[kBand], dzh[kBand];
     for (int64_t n = 0; n < s->N; n++) {
@@ -494,13 +550,12 @@ void gru_forward(float* y, float* h, float* gates, float* recurrent_h, const flo
                  const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
                  RnnActivation recurrent_activation) {
     std::copy(h0, h0 + N * U, h);
-    matmul_forward(gates, x, kernel, N * T, 3 * U, D, false, false, false);
     GruArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
               nullptr, y, h, gates, recurrent_h, nullptr, nullptr};
     const Simd simd = simd_active();
-    forward_in_time(N, T, U, 3, recurrent_kernel, h0, recurrent_mask,
+    forward_in_time(gates, x, kernel, N, T, D, U, 3, recurrent_kernel, h0, recurrent_mask,
                     [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        gru_step(simd, &s, t, u0, w, rec, hd);
+                        gru_step(simd, w == kBand, &s, t, u0, w, rec, hd);
                     });
 }
 
@@ -516,7 +571,7 @@ void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kerne
     const Simd simd = simd_active();
     backward_in_time(N, T, U, 3, recurrent_kernel, recurrent_mask, dh0,
                      [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         gru_back(simd, &s, t, u0, w, dz_t, dhc);
+                         gru_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
                      });
     weight_grads(dx, dkernel, drecurrent_kernel, dz_in.data(), dz_rec.data(), x, h0, y, recurrent_mask, kernel, N, T,
                  D, U, 3);
@@ -533,7 +588,9 @@ struct SimpleArgs {
     float *y, *h, *dz;
 };
 
-ENGINE_INLINE void simple_step_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
+template <int64_t W>
+ENGINE_INLINE void simple_step_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     float pre[kBand];
     for (int64_t n = 0; n < s->N; n++) {
@@ -553,7 +610,9 @@ ENGINE_INLINE void simple_step_body(const SimpleArgs* s, int64_t t, int64_t u0, 
 }
 ENGINE_RNN_PER_SIMD(simple_step, simple_step_body)
 
-ENGINE_INLINE void simple_back_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t w, float* dz_t, float* dh) {
+template <int64_t W>
+ENGINE_INLINE void simple_back_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
+    const int64_t w = W ? W : width;
     const int64_t U = s->U, T = s->T;
     float d[kBand];
     for (int64_t n = 0; n < s->N; n++) {
@@ -580,12 +639,11 @@ void simple_rnn_forward(float* y, float* h, const float* x, const float* h0, con
                         const float* recurrent_kernel, const float* bias, const float* mask, const float* recurrent_mask,
                         int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
     std::copy(h0, h0 + N * U, h);
-    matmul_forward(y, x, kernel, N * T, U, D, false, false, false);
     SimpleArgs s{N, T, U, activation, bias, mask, recurrent_mask, nullptr, nullptr, y, h, nullptr};
     const Simd simd = simd_active();
-    forward_in_time(N, T, U, 1, recurrent_kernel, h0, recurrent_mask,
+    forward_in_time(y, x, kernel, N, T, D, U, 1, recurrent_kernel, h0, recurrent_mask,
                     [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        simple_step(simd, &s, t, u0, w, rec, hd);
+                        simple_step(simd, w == kBand, &s, t, u0, w, rec, hd);
                     });
 }
 
@@ -599,7 +657,7 @@ void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurren
     const Simd simd = simd_active();
     backward_in_time(N, T, U, 1, recurrent_kernel, recurrent_mask, dh0,
                      [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         simple_back(simd, &s, t, u0, w, dz_t, dhc);
+                         simple_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
                      });
     weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 1);
     bias_add_backward(dbias, dz.data(), N * T, U);
