@@ -17,9 +17,10 @@
 //  * The recurrent kernel is repacked once per call so that each band's columns are contiguous.
 //  * The gate arithmetic is plain loops over a band's units, compiled for AVX-512, AVX2 and baseline x86-64
 //    (the running CPU picks one, as in activation.cpp); the activations come from vector_math.h.
-//  * Backward, per step in reverse: each band computes its pre-activation gradients dz_t, then (after one
-//    barrier) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are GEMMs over all
-//    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T.
+//  * Backward, per step in reverse: each band computes its pre-activation gradients dz_t, then (once every
+//    band's dz_t is there) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are products over all
+//    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T (each
+//    band its columns, on the same team; the engine's GEMM for sequences too small for a team).
 // Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes).
 #include <algorithm>
 #include <atomic>
@@ -81,36 +82,38 @@ ENGINE_INLINE void dact_run(RnnActivation a, float* __restrict d, const float* _
         else name##_at<0>(simd, a...);                                                                        \
     }
 
-// ---------------------------------------------------------------------------------- the per-step product
-// C (M, cols) = A (M, K) @ B, with B packed once per call into panels of NR columns stored k-major
-// (panel[k * NR + j]; columns past `cols` are zero). A is read in place. An MR x NR tile of C stays in
-// registers for all of K; each output sums its K products in order, whichever tile or band it is in.
-// The engine's GEMM would repack B at every step; here B (a slice of the recurrent kernel) is the same for
-// every step, so it is packed once. The vector type is GCC's generic one: 16 floats, which the compiler
+// ---------------------------------------------------------------------------------- the small products
+// C (M, cols) = A (M, K) @ B. A is read in place with any strides (A(i, k) = a[i * rs + k * cs], so a
+// transposed matrix needs no copy); B is read in panels of NR columns, either packed once per call
+// (panel[k * NR + j], zero past the last column: the recurrent kernel, the same at every step) or straight
+// from a row-major matrix whose width is a multiple of NR. An MR x NR tile of C stays in registers for all
+// of K; each output sums its K products in order, whichever tile, band or thread computes it. (The engine's
+// GEMM would repack B at every step.) The vector type is GCC's generic one: 16 floats, which the compiler
 // maps to one AVX-512 register, two AVX2 registers or four SSE registers.
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));     // for loads and stores at any address
 
 template <int MR, int NV>
-ENGINE_INLINE void step_gemm_tile(float* c, int64_t ldc, const float* a, int64_t lda, const float* panel, int64_t K,
-                                  int64_t rows, int64_t cols) {
+ENGINE_INLINE void gemm_tile(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b,
+                             int64_t ldb, int64_t K, int64_t rows, int64_t cols) {
     constexpr int NR = 16 * NV;
     const float* ar[MR];
-    for (int r = 0; r < MR; r++) ar[r] = a + (r < rows ? r : 0) * lda;     // rows past M repeat row 0
+    for (int r = 0; r < MR; r++) ar[r] = a + (r < rows ? r : 0) * rs;      // rows past M repeat row 0
     v16 acc[MR][NV];
     #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
         #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[r][v] = v16{};
     for (int64_t k = 0; k < K; k++) {
-        v16 b[NV];
+        v16 bk[NV];
         #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const v16u*>(panel + k * NR + 16 * v);
+        for (int v = 0; v < NV; v++) bk[v] = *reinterpret_cast<const v16u*>(b + k * ldb + 16 * v);
+        const int64_t at = k * cs;
         #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
-            const float s = ar[r][k];
+            const float s = ar[r][at];
             #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] += s * b[v];
+            for (int v = 0; v < NV; v++) acc[r][v] += s * bk[v];
         }
     }
     if (rows == MR && cols == NR) {
@@ -127,34 +130,31 @@ ENGINE_INLINE void step_gemm_tile(float* c, int64_t ldc, const float* a, int64_t
     }
 }
 
+// panel_step: how far apart B's panels are (NR * K when packed, NR in a row-major matrix).
 template <int MR, int NV>
-ENGINE_INLINE void step_gemm_body(float* c, int64_t ldc, const float* a, int64_t lda, const float* packed, int64_t M,
-                                  int64_t cols, int64_t K) {
+ENGINE_INLINE void gemm_body(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b,
+                             int64_t ldb, int64_t panel_step, int64_t M, int64_t cols, int64_t K) {
     constexpr int NR = 16 * NV;
     for (int64_t j0 = 0; j0 < cols; j0 += NR)
         for (int64_t i0 = 0; i0 < M; i0 += MR)
-            step_gemm_tile<MR, NV>(c + i0 * ldc + j0, ldc, a + i0 * lda, lda, packed + j0 * K, K,
-                                   std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, cols - j0));
+            gemm_tile<MR, NV>(c + i0 * ldc + j0, ldc, a + i0 * rs, rs, cs, b + j0 / NR * panel_step, ldb, K,
+                              std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, cols - j0));
 }
 
 // Register tiles per SIMD path: accumulators fill most of the registers (32 zmm; 16 ymm; 16 xmm).
-ENGINE_AVX512 ENGINE_FLATTEN static void step_gemm_avx512(float* c, int64_t ldc, const float* a, int64_t lda,
-                                                          const float* p, int64_t M, int64_t cols, int64_t K) {
-    step_gemm_body<8, 2>(c, ldc, a, lda, p, M, cols, K);
-}
-ENGINE_AVX2 ENGINE_FLATTEN static void step_gemm_avx2(float* c, int64_t ldc, const float* a, int64_t lda,
-                                                      const float* p, int64_t M, int64_t cols, int64_t K) {
-    step_gemm_body<4, 1>(c, ldc, a, lda, p, M, cols, K);
-}
-ENGINE_FLATTEN static void step_gemm_portable(float* c, int64_t ldc, const float* a, int64_t lda, const float* p,
-                                              int64_t M, int64_t cols, int64_t K) {
-    step_gemm_body<2, 1>(c, ldc, a, lda, p, M, cols, K);
-}
+#define ENGINE_RNN_GEMM(name, attributes, MR, NV)                                                            \
+    attributes static void name(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b, \
+                                int64_t ldb, int64_t panel_step, int64_t M, int64_t cols, int64_t K) {        \
+        gemm_body<MR, NV>(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);                                \
+    }
+ENGINE_RNN_GEMM(gemm_avx512, ENGINE_AVX512 ENGINE_FLATTEN, 8, 2)
+ENGINE_RNN_GEMM(gemm_avx2, ENGINE_AVX2 ENGINE_FLATTEN, 4, 1)
+ENGINE_RNN_GEMM(gemm_portable, ENGINE_FLATTEN, 2, 1)
 
-struct StepGemm {
+struct SmallGemm {
     Simd simd;
     int64_t NR;                                  // the panel width the kernel for `simd` reads
-    explicit StepGemm(Simd s) : simd(s), NR(s == Simd::avx512 ? 32 : 16) {}
+    explicit SmallGemm(Simd s) : simd(s), NR(s == Simd::avx512 ? 32 : 16) {}
     int64_t packed_size(int64_t K, int64_t cols) const { return (cols + NR - 1) / NR * NR * K; }
     // dst <- B (K, cols) in panels, where column j of B is column[j][0], column[j][stride], ...
     void pack(float* dst, int64_t K, const std::vector<const float*>& column, int64_t stride) const {
@@ -164,11 +164,28 @@ struct StepGemm {
                 for (int64_t j = 0; j < NR; j++)
                     dst[j0 * K + k * NR + j] = j0 + j < cols ? column[j0 + j][k * stride] : 0.0f;
     }
+    void run(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b, int64_t ldb,
+             int64_t panel_step, int64_t M, int64_t cols, int64_t K) const {
+        if (simd == Simd::avx512) gemm_avx512(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);
+        else if (simd == Simd::avx2) gemm_avx2(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);
+        else gemm_portable(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);
+    }
+    // C = A (row-major, lda) @ B packed by pack().
     void operator()(float* c, int64_t ldc, const float* a, int64_t lda, const float* packed, int64_t M, int64_t cols,
                     int64_t K) const {
-        if (simd == Simd::avx512) step_gemm_avx512(c, ldc, a, lda, packed, M, cols, K);
-        else if (simd == Simd::avx2) step_gemm_avx2(c, ldc, a, lda, packed, M, cols, K);
-        else step_gemm_portable(c, ldc, a, lda, packed, M, cols, K);
+        run(c, ldc, a, lda, 1, packed, NR, NR * K, M, cols, K);
+    }
+    // C = op(A) @ B with B row-major (K, cols), ldb apart; a last panel narrower than NR is packed into
+    // `edge` (K * NR floats) first, so no read goes past B.
+    void rows(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b, int64_t ldb, int64_t M,
+              int64_t cols, int64_t K, std::vector<float>& edge) const {
+        const int64_t full = cols / NR * NR;
+        if (full > 0) run(c, ldc, a, rs, cs, b, ldb, NR, M, full, K);
+        if (full == cols) return;
+        edge.resize(K * NR);
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < NR; j++) edge[k * NR + j] = full + j < cols ? b[k * ldb + full + j] : 0.0f;
+        run(c + full, ldc, a, rs, cs, edge.data(), NR, NR * K, M, cols - full, K);
     }
 };
 
@@ -231,7 +248,7 @@ template <class Step>
 static void forward_in_time(float* xp, const float* x, const float* kernel, int64_t N, int64_t T, int64_t D,
                             int64_t U, int64_t G, const float* rk, const float* h0, const float* rmask, Step step) {
     const int64_t bands = band_count(U), GU = G * U;
-    const StepGemm gemm(simd_active());
+    const SmallGemm gemm(simd_active());
     const int64_t per_gate = gemm.packed_size(D, kBand);        // kernel's columns of one gate of one band
     std::vector<float> kernel_packed(worth_a_team(N, U, G) ? bands * G * per_gate : 0);
     for (int64_t b = 0; b < bands && !kernel_packed.empty(); b++)
@@ -273,16 +290,59 @@ static void forward_in_time(float* xp, const float* x, const float* kernel, int6
     });
 }
 
-// Backward over time. dh (N, U) holds the gradient reaching h_t from later steps (dh of the last state to
-// start with). Two stages per step, latest step first: step(t, u0, w, dz_t, dh) writes the band's columns of
-// dz_t (N, GU), the pre-activation gradients that reach the recurrent kernel, and replaces the band's units
-// of dh by the part of dh_{t-1} that bypasses the recurrent kernel; then, once all of dz_t is there,
-// dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask.
+// What the weight gradients take: every step's pre-activation gradients (dz_in reaches the inputs and the
+// kernel, dz_rec the recurrent kernel: the same array except in GRU) and the forward's inputs and outputs.
+struct WeightGrads {
+    float *dx, *dkernel, *drk, *dbias, *dbias_rec;               // dbias_rec: GRU's recurrent bias, or nullptr
+    const float *dz_in, *dz_rec, *x, *h0, *y, *kernel, *rmask;
+    int64_t D;
+};
+
+// h_prev (N*T, U) columns [u0, u0 + w): every step's h_{t-1} as the recurrent product saw it.
+static void previous_states(float* h_prev, const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t u0,
+                            int64_t w) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t t = 0; t < T; t++) {
+            const float* src = (t ? g.y + (n * T + t - 1) * U : g.h0 + n * U) + u0;
+            float* dst = h_prev + (n * T + t) * U + u0;
+            for (int64_t u = 0; u < w; u++) dst[u] = g.rmask ? src[u] * g.rmask[n * U + u0 + u] : src[u];
+        }
+}
+
+// dbias[j] = sum over the R rows of dz[:, j] for the `w` columns from col, added in row order, in double.
+static void column_sums(float* dbias, const float* dz, int64_t R, int64_t ld, int64_t col, int64_t w) {
+    double sum[kBand] = {};
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < w; j++) sum[j] += dz[r * ld + col + j];
+    for (int64_t j = 0; j < w; j++) dbias[col + j] = static_cast<float>(sum[j]);
+}
+
+// Sequences too small for a team: the weight gradients as three engine GEMMs (each with its own team when
+// large) and the engine's bias reduction.
+static void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t G) {
+    const int64_t GU = G * U, D = g.D;
+    std::vector<float> h_prev(N * T * U);
+    previous_states(h_prev.data(), g, N, T, U, 0, U);
+    matmul_forward(g.dx, g.dz_in, g.kernel, N * T, D, GU, false, true, false);
+    matmul_forward(g.dkernel, g.x, g.dz_in, D, GU, N * T, true, false, false);
+    matmul_forward(g.drk, h_prev.data(), g.dz_rec, U, GU, N * T, true, false, false);
+    bias_add_backward(g.dbias, g.dz_in, N * T, GU);
+    if (g.dbias_rec) bias_add_backward(g.dbias_rec, g.dz_rec, N * T, GU);
+}
+
+// Backward over time, then the weight gradients. dh (N, U) holds the gradient reaching h_t from later steps
+// (dh of the last state to start with). Two stages per step, latest step first: step(t, u0, w, dz_t, dh)
+// writes the band's columns of dz_t (N, GU), the pre-activation gradients that reach the recurrent kernel,
+// and replaces the band's units of dh by the part of dh_{t-1} that bypasses the recurrent kernel; then, once
+// all of dz_t is there, dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask. A last stage (on the same
+// team) gives each band its columns of dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec and dbias,
+// and a block of rows of dx = dz_in kernel^T.
 template <class Step>
-static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, const float* rmask,
-                             float* dh, Step step) {
-    const int64_t bands = band_count(U), GU = G * U;
-    const StepGemm gemm(simd_active());
+static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, float* dh,
+                             const WeightGrads& g, Step step) {
+    const int64_t bands = band_count(U), GU = G * U, D = g.D, NT = N * T;
+    const float* rmask = g.rmask;
+    const SmallGemm gemm(simd_active());
     const int64_t per_band = gemm.packed_size(GU, kBand);
     std::vector<float> packed(bands * per_band);                 // band b: recurrent_kernel[band rows]^T (GU, w)
     for (int64_t b = 0; b < bands; b++) {
@@ -291,13 +351,36 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
         for (size_t j = 0; j < column.size(); j++) column[j] = rk + (u0 + j) * GU;
         gemm.pack(packed.data() + b * per_band, GU, column, 1);
     }
+    const bool own_weights = worth_a_team(N, U, G);             // the shape alone decides: same bits for any team
+    std::vector<float> kernel_t, h_prev;
+    if (own_weights) {
+        kernel_t.resize(gemm.packed_size(GU, D));                // kernel^T (GU, D), for dx
+        std::vector<const float*> column(D);
+        for (int64_t j = 0; j < D; j++) column[j] = g.kernel + j * GU;
+        gemm.pack(kernel_t.data(), GU, column, 1);
+        h_prev.resize(NT * U);
+    }
     std::vector<float> dzs(2 * N * GU);
     const int team = rnn_team(N, U, G);
-    std::vector<std::vector<float>> rec(team, std::vector<float>(N * kBand));
-    run_stages(2 * T, bands, team, [&](int64_t stage, int64_t b, int thread) {
-        const int64_t t = T - 1 - stage / 2, u0 = b * kBand, w = std::min(kBand, U - u0);
+    std::vector<std::vector<float>> rec(team, std::vector<float>(N * kBand)), edge(team);
+    run_stages(2 * T + (own_weights ? 1 : 0), bands, team, [&](int64_t stage, int64_t b, int thread) {
+        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
+        if (stage == 2 * T) {                                    // the weight gradients of band b
+            for (int64_t q = 0; q < G; q++) {
+                const int64_t col = q * U + u0;
+                gemm.rows(g.dkernel + col, GU, g.x, 1, D, g.dz_in + col, GU, D, w, NT, edge[thread]);
+                gemm.rows(g.drk + col, GU, h_prev.data(), 1, U, g.dz_rec + col, GU, U, w, NT, edge[thread]);
+                column_sums(g.dbias, g.dz_in, NT, GU, col, w);
+                if (g.dbias_rec) column_sums(g.dbias_rec, g.dz_rec, NT, GU, col, w);
+            }
+            const int64_t r0 = NT * b / bands, r1 = NT * (b + 1) / bands;
+            gemm(g.dx + r0 * D, D, g.dz_in + r0 * GU, GU, kernel_t.data(), r1 - r0, D, GU);
+            return;
+        }
+        const int64_t t = T - 1 - stage / 2;
         float* dz_t = dzs.data() + (t % 2) * N * GU;
         if (stage % 2 == 0) {
+            if (stage == 0 && own_weights) previous_states(h_prev.data(), g, N, T, U, u0, w);
             step(t, u0, w, dz_t, dh);
             return;
         }
@@ -307,24 +390,7 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
             for (int64_t u = 0; u < w; u++)
                 dh[n * U + u0 + u] += rmask ? r[n * w + u] * rmask[n * U + u0 + u] : r[n * w + u];
     });
-}
-
-// dx = dz_in @ kernel^T, dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec, where h_prev (N, T, U)
-// holds every step's h_{t-1} as the recurrent GEMM saw it (times the dropout mask).
-static void weight_grads(float* dx, float* dkernel, float* drk, const float* dz_in, const float* dz_rec,
-                         const float* x, const float* h0, const float* y, const float* rmask, const float* kernel,
-                         int64_t N, int64_t T, int64_t D, int64_t U, int64_t G) {
-    std::vector<float> h_prev(N * T * U);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t t = 0; t < T; t++) {
-            const float* src = t ? y + (n * T + t - 1) * U : h0 + n * U;
-            float* dst = h_prev.data() + (n * T + t) * U;
-            for (int64_t u = 0; u < U; u++) dst[u] = rmask ? src[u] * rmask[n * U + u] : src[u];
-        }
-    const int64_t GU = G * U;
-    matmul_forward(dx, dz_in, kernel, N * T, D, GU, false, true, false);
-    matmul_forward(dkernel, x, dz_in, D, GU, N * T, true, false, false);
-    matmul_forward(drk, h_prev.data(), dz_rec, U, GU, N * T, true, false, false);
+    if (!own_weights) weight_grads_serial(g, N, T, U, G);
 }
 
 static bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
@@ -452,12 +518,12 @@ void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* dre
     LstmArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, c0, cells,
                nullptr, nullptr, nullptr, const_cast<float*>(gates), nullptr, dz.data(), dc0};
     const Simd simd = simd_active();
-    backward_in_time(N, T, U, 4, recurrent_kernel, recurrent_mask, dh0,
-                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         lstm_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-                     });
-    weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 4);
-    bias_add_backward(dbias, dz.data(), N * T, 4 * U);
+    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, nullptr, dz.data(), dz.data(), x, h0, y, kernel,
+                            recurrent_mask, D};
+    backward_in_time(N, T, U, 4, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
+                                                                   float* dhc) {
+        lstm_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
+    });
 }
 
 // ---------------------------------------------------------------------------------- GRU (reset_after)
@@ -569,14 +635,12 @@ void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kerne
     GruArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, h0, y, recurrent_h,
               nullptr, nullptr, const_cast<float*>(gates), nullptr, dz_in.data(), dz_rec.data()};
     const Simd simd = simd_active();
-    backward_in_time(N, T, U, 3, recurrent_kernel, recurrent_mask, dh0,
-                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         gru_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-                     });
-    weight_grads(dx, dkernel, drecurrent_kernel, dz_in.data(), dz_rec.data(), x, h0, y, recurrent_mask, kernel, N, T,
-                 D, U, 3);
-    bias_add_backward(dbias, dz_in.data(), N * T, 3 * U);
-    bias_add_backward(dbias + 3 * U, dz_rec.data(), N * T, 3 * U);
+    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, dbias + 3 * U, dz_in.data(), dz_rec.data(), x, h0,
+                            y, kernel, recurrent_mask, D};
+    backward_in_time(N, T, U, 3, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
+                                                                   float* dhc) {
+        gru_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
+    });
 }
 
 // ---------------------------------------------------------------------------------- SimpleRNN
@@ -655,12 +719,12 @@ void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurren
     std::copy(dh, dh + N * U, dh0);
     SimpleArgs s{N, T, U, activation, nullptr, mask, recurrent_mask, dy, y, nullptr, nullptr, dz.data()};
     const Simd simd = simd_active();
-    backward_in_time(N, T, U, 1, recurrent_kernel, recurrent_mask, dh0,
-                     [&](int64_t t, int64_t u0, int64_t w, float* dz_t, float* dhc) {
-                         simple_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-                     });
-    weight_grads(dx, dkernel, drecurrent_kernel, dz.data(), dz.data(), x, h0, y, recurrent_mask, kernel, N, T, D, U, 1);
-    bias_add_backward(dbias, dz.data(), N * T, U);
+    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, nullptr, dz.data(), dz.data(), x, h0, y, kernel,
+                            recurrent_mask, D};
+    backward_in_time(N, T, U, 1, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
+                                                                   float* dhc) {
+        simple_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
+    });
 }
 
 }  // namespace engine
