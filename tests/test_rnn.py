@@ -16,8 +16,10 @@ _ALL_PATHS = ["portable", "avx2", "avx512"]
 SIMD_PATHS = _ALL_PATHS[:_ALL_PATHS.index(cpu.simd_detected()) + 1]
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 # (N, T, D, U): all ones, odd sizes, one time step, batch 1 with units past two bands of 32, exactly two
-# bands, an empty batch, no time steps.
-SHAPES = [(1, 1, 1, 1), (3, 5, 4, 7), (2, 1, 3, 33), (1, 6, 2, 70), (4, 7, 5, 64), (0, 3, 2, 5), (2, 0, 3, 4)]
+# bands, an empty batch, no time steps; then shapes large enough for the team path (csrc/rnn.cpp's
+# worth_a_team: the projection and the weight gradients on the band tasks), with a last band of 4 units.
+SHAPES = [(1, 1, 1, 1), (3, 5, 4, 7), (2, 1, 3, 33), (1, 6, 2, 70), (4, 7, 5, 64), (0, 3, 2, 5), (2, 0, 3, 4),
+          (33, 3, 7, 100), (32, 1, 1, 96)]
 ACTS = [("tanh", "sigmoid"), ("relu", "tanh"), ("linear", "sigmoid"), ("sigmoid", "linear")]
 
 
@@ -106,15 +108,17 @@ def test_non_contiguous_inputs(backend, cell):
     assert_close(forward(backend, cell, strided), forward(ref, cell, dense), f"{cell}_forward strided")
 
 
+@pytest.mark.parametrize("shape", [(5, 4, 3, 45), (33, 3, 7, 100)], ids=["one_thread_path", "team_path"])
 @pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("cell", GATES)
-def test_every_simd_path_matches_ref(cell, path):
-    args = make_case(cell, 5, 4, 3, 45, masked=True, seed=3)
+def test_every_simd_path_matches_ref(cell, path, shape):
+    N, T, D, U = shape
+    args = make_case(cell, N, T, D, U, masked=True, seed=3)
     original = cpu.simd_path()
     try:
         cpu.set_simd(path)
         outs = forward(cpu, cell, args)
-        grads = upstream(cell, 5, 4, 45)
+        grads = upstream(cell, N, T, U)
         got = backward(cpu, cell, args, outs, grads)
     finally:
         cpu.set_simd(original)
