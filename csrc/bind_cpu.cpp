@@ -681,6 +681,17 @@ std::pair<OptionalArray, OptionalArray> rnn_masks(const std::string& where, cons
 
 const float* data_or_null(const OptionalArray& a) { return a ? a->data() : nullptr; }
 
+// A new float32 array whose data starts on a 64-byte boundary (NumPy only promises 16): the recurrent kernels'
+// threads write neighbouring bands of every row, and must not share cache lines. A view into a slightly
+// larger array, which it keeps alive as its base.
+Array cache_aligned(const Shape& shape) {
+    const int64_t n = product(shape.begin(), shape.end());
+    Array whole(Shape{static_cast<py::ssize_t>(n + 16)});
+    float* p = whole.mutable_data();
+    const auto skip = static_cast<int64_t>((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 / sizeof(float));
+    return Array(shape, p + skip, whole);
+}
+
 engine::RnnActivation rnn_activation(const std::string& where, const char* name, const py::object& value) {
     const std::pair<const char*, engine::RnnActivation> known[] = {
         {"linear", engine::RnnActivation::linear}, {"relu", engine::RnnActivation::relu},
@@ -703,8 +714,11 @@ py::tuple py_lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
     const auto ract = rnn_activation(where, "recurrent_activation", recurrent_activation);
-    Array y(Shape{s.N, s.T, s.U}), h(Shape{s.N, s.U}), c(Shape{s.N, s.U}), gates(Shape{s.N, s.T, 4 * s.U}),
-        cells(Shape{s.N, s.T, s.U});
+    Array y = cache_aligned(Shape{s.N, s.T, s.U});
+    Array h = cache_aligned(Shape{s.N, s.U});
+    Array c = cache_aligned(Shape{s.N, s.U});
+    Array gates = cache_aligned(Shape{s.N, s.T, 4 * s.U});
+    Array cells = cache_aligned(Shape{s.N, s.T, s.U});
     {
         py::gil_scoped_release nogil;
         engine::lstm_forward(y.mutable_data(), h.mutable_data(), c.mutable_data(), gates.mutable_data(),
@@ -729,8 +743,12 @@ py::tuple py_lstm_backward(py::handle dy_obj, py::handle dh_obj, py::handle dc_o
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
     const auto ract = rnn_activation(where, "recurrent_activation", recurrent_activation);
-    Array dx(shape_of(x)), dh0(Shape{s.N, s.U}), dc0(Shape{s.N, s.U}), dkernel(shape_of(kernel)), drk(shape_of(rk)),
-        dbias(Shape{4 * s.U});
+    Array dx = cache_aligned(shape_of(x));
+    Array dh0 = cache_aligned(Shape{s.N, s.U});
+    Array dc0 = cache_aligned(Shape{s.N, s.U});
+    Array dkernel = cache_aligned(shape_of(kernel));
+    Array drk = cache_aligned(shape_of(rk));
+    Array dbias = cache_aligned(Shape{4 * s.U});
     {
         py::gil_scoped_release nogil;
         engine::lstm_backward(dx.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), dkernel.mutable_data(),
@@ -752,7 +770,10 @@ py::tuple py_gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
     const auto ract = rnn_activation(where, "recurrent_activation", recurrent_activation);
-    Array y(Shape{s.N, s.T, s.U}), h(Shape{s.N, s.U}), gates(Shape{s.N, s.T, 3 * s.U}), rech(Shape{s.N, s.T, s.U});
+    Array y = cache_aligned(Shape{s.N, s.T, s.U});
+    Array h = cache_aligned(Shape{s.N, s.U});
+    Array gates = cache_aligned(Shape{s.N, s.T, 3 * s.U});
+    Array rech = cache_aligned(Shape{s.N, s.T, s.U});
     {
         py::gil_scoped_release nogil;
         engine::gru_forward(y.mutable_data(), h.mutable_data(), gates.mutable_data(), rech.mutable_data(), x.data(),
@@ -776,7 +797,11 @@ py::tuple py_gru_backward(py::handle dy_obj, py::handle dh_obj, py::handle x_obj
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
     const auto ract = rnn_activation(where, "recurrent_activation", recurrent_activation);
-    Array dx(shape_of(x)), dh0(Shape{s.N, s.U}), dkernel(shape_of(kernel)), drk(shape_of(rk)), dbias(Shape{2, 3 * s.U});
+    Array dx = cache_aligned(shape_of(x));
+    Array dh0 = cache_aligned(Shape{s.N, s.U});
+    Array dkernel = cache_aligned(shape_of(kernel));
+    Array drk = cache_aligned(shape_of(rk));
+    Array dbias = cache_aligned(Shape{2, 3 * s.U});
     {
         py::gil_scoped_release nogil;
         engine::gru_backward(dx.mutable_data(), dh0.mutable_data(), dkernel.mutable_data(), drk.mutable_data(),
@@ -797,7 +822,8 @@ py::tuple py_simple_rnn_forward(py::handle x_obj, py::handle h0_obj, py::handle 
     Array bias = rnn_input(where, s, "bias", bias_obj, "GU");
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
-    Array y(Shape{s.N, s.T, s.U}), h(Shape{s.N, s.U});
+    Array y = cache_aligned(Shape{s.N, s.T, s.U});
+    Array h = cache_aligned(Shape{s.N, s.U});
     {
         py::gil_scoped_release nogil;
         engine::simple_rnn_forward(y.mutable_data(), h.mutable_data(), x.data(), h0.data(), kernel.data(), rk.data(),
@@ -817,7 +843,11 @@ py::tuple py_simple_rnn_backward(py::handle dy_obj, py::handle dh_obj, py::handl
     Array y = rnn_input(where, s, "y", y_obj, "N T U");
     auto [mask, rmask] = rnn_masks(where, s, mask_obj, rmask_obj);
     const auto act = rnn_activation(where, "activation", activation);
-    Array dx(shape_of(x)), dh0(Shape{s.N, s.U}), dkernel(shape_of(kernel)), drk(shape_of(rk)), dbias(Shape{s.U});
+    Array dx = cache_aligned(shape_of(x));
+    Array dh0 = cache_aligned(Shape{s.N, s.U});
+    Array dkernel = cache_aligned(shape_of(kernel));
+    Array drk = cache_aligned(shape_of(rk));
+    Array dbias = cache_aligned(Shape{s.U});
     {
         py::gil_scoped_release nogil;
         engine::simple_rnn_backward(dx.mutable_data(), dh0.mutable_data(), dkernel.mutable_data(), drk.mutable_data(),

@@ -21,10 +21,12 @@
 //    band's dz_t is there) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are products over all
 //    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T (each
 //    band its columns, on the same team; the engine's GEMM for sequences too small for a team).
-// Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes).
+// Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes). The outputs should start on a 64-byte
+// boundary (bind_cpu.cpp allocates them so): the bands of different threads then never share a cache line.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -39,6 +41,21 @@ constexpr int64_t kBand = 32;                    // units per band: two AVX-512 
 // barrier per step costs more than the split saves. Measured on 2 threads, LSTM at N = 32: U = 32 (131k)
 // ran no faster on two threads, U = 64 (524k) 1.4x faster.
 constexpr int64_t kRnnParallelMinWork = int64_t{1} << 18;
+
+// Buffers that several threads write, each its own band of every row, start on a cache line: a row's band
+// boundaries then fall on cache-line boundaries (32 floats = 2 lines), and no two threads write one line.
+// (With 16-byte alignment the lines at band edges bounced between the cores at every step.)
+template <class T>
+struct CacheAligned {
+    using value_type = T;
+    CacheAligned() = default;
+    template <class U> CacheAligned(const CacheAligned<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+    template <class U> bool operator==(const CacheAligned<U>&) const { return true; }
+    template <class U> bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+using Floats = std::vector<float, CacheAligned<float>>;
 
 // ---------------------------------------------------------------------------------- activations on a run
 
@@ -268,10 +285,10 @@ static void forward_in_time(float* xp, const float* x, const float* kernel, int6
             for (int64_t u = 0; u < w; u++) column.push_back(rk + q * U + u0 + u);
         gemm.pack(packed.data() + offset[b], U, column, GU);
     }
-    std::vector<float> hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
+    Floats hd(2 * N * U);                            // h_{t-1} and h_t, as the GEMM reads them
     for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
     const int team = rnn_team(N, U, G);
-    std::vector<std::vector<float>> rec(team, std::vector<float>(N * G * kBand));     // per thread
+    std::vector<Floats> rec(team, Floats(N * G * kBand));                           // per thread
     // Small sequences run on one thread: then the projection is the engine's GEMM, with its own team when large.
     const bool own_projection = worth_a_team(N, U, G);
     if (!own_projection) matmul_forward(xp, x, kernel, N * T, GU, D, false, false, false);
@@ -321,7 +338,7 @@ static void column_sums(float* dbias, const float* dz, int64_t R, int64_t ld, in
 // large) and the engine's bias reduction.
 static void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t G) {
     const int64_t GU = G * U, D = g.D;
-    std::vector<float> h_prev(N * T * U);
+    Floats h_prev(N * T * U);
     previous_states(h_prev.data(), g, N, T, U, 0, U);
     matmul_forward(g.dx, g.dz_in, g.kernel, N * T, D, GU, false, true, false);
     matmul_forward(g.dkernel, g.x, g.dz_in, D, GU, N * T, true, false, false);
@@ -352,7 +369,8 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
         gemm.pack(packed.data() + b * per_band, GU, column, 1);
     }
     const bool own_weights = worth_a_team(N, U, G);             // the shape alone decides: same bits for any team
-    std::vector<float> kernel_t, h_prev;
+    std::vector<float> kernel_t;
+    Floats h_prev;
     if (own_weights) {
         kernel_t.resize(gemm.packed_size(GU, D));                // kernel^T (GU, D), for dx
         std::vector<const float*> column(D);
@@ -360,9 +378,10 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
         gemm.pack(kernel_t.data(), GU, column, 1);
         h_prev.resize(NT * U);
     }
-    std::vector<float> dzs(2 * N * GU);
+    Floats dzs(2 * N * GU);
     const int team = rnn_team(N, U, G);
-    std::vector<std::vector<float>> rec(team, std::vector<float>(N * kBand)), edge(team);
+    std::vector<Floats> rec(team, Floats(N * kBand));
+    std::vector<std::vector<float>> edge(team);
     run_stages(2 * T + (own_weights ? 1 : 0), bands, team, [&](int64_t stage, int64_t b, int thread) {
         const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
         if (stage == 2 * T) {                                    // the weight gradients of band b
@@ -512,7 +531,7 @@ void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* dre
                    const float* kernel, const float* recurrent_kernel, const float* mask, const float* recurrent_mask,
                    const float* y, const float* gates, const float* cells, int64_t N, int64_t T, int64_t D, int64_t U,
                    RnnActivation activation, RnnActivation recurrent_activation) {
-    std::vector<float> dz(N * T * 4 * U);
+    Floats dz(N * T * 4 * U);
     std::copy(dh, dh + N * U, dh0);                              // dh0 and dc0 carry the gradients back in time
     std::copy(dc, dc + N * U, dc0);
     LstmArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, c0, cells,
@@ -630,7 +649,7 @@ void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kerne
                   const float* mask, const float* recurrent_mask, const float* y, const float* gates,
                   const float* recurrent_h, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
                   RnnActivation recurrent_activation) {
-    std::vector<float> dz_in(N * T * 3 * U), dz_rec(N * T * 3 * U);
+    Floats dz_in(N * T * 3 * U), dz_rec(N * T * 3 * U);
     std::copy(dh, dh + N * U, dh0);
     GruArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, h0, y, recurrent_h,
               nullptr, nullptr, const_cast<float*>(gates), nullptr, dz_in.data(), dz_rec.data()};
@@ -715,7 +734,7 @@ void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurren
                          const float* dh, const float* x, const float* h0, const float* kernel,
                          const float* recurrent_kernel, const float* mask, const float* recurrent_mask, const float* y,
                          int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
-    std::vector<float> dz(N * T * U);
+    Floats dz(N * T * U);
     std::copy(dh, dh + N * U, dh0);
     SimpleArgs s{N, T, U, activation, nullptr, mask, recurrent_mask, dy, y, nullptr, nullptr, dz.data()};
     const Simd simd = simd_active();
