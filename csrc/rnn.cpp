@@ -465,6 +465,63 @@ ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int6
 }
 ENGINE_RNN_PER_SIMD(lstm_step, lstm_step_body)
 
+// The same step for Keras' default activations (tanh, recurrent sigmoid) in one pass over the band's units:
+// every value stays in registers from the pre-activations to h_t (the general body above makes a pass per
+// gate, since its activations are chosen at run time). One row: g and bias hold the 4 gates' runs U apart.
+ENGINE_INLINE void lstm_default_row(int64_t w, int64_t U, float* __restrict g, const float* __restrict bias,
+                                    const float* __restrict r, float* __restrict c, float* __restrict h,
+                                    float* __restrict cells, float* __restrict y, bool keep) {
+    // Three loops (the sigmoid gates; the candidate and the new cell; the output): GCC's if-conversion turns
+    // a loop with one or two of these branch-free activations into vector code, but not one with all five.
+    for (int64_t u = 0; u < w; u++) {
+        g[u] = sigmoid_f(g[u] + bias[u] + r[u]);
+        g[U + u] = sigmoid_f(g[U + u] + bias[U + u] + r[w + u]);
+        g[3 * U + u] = sigmoid_f(g[3 * U + u] + bias[3 * U + u] + r[3 * w + u]);
+    }
+    float cn[kBand];
+    for (int64_t u = 0; u < w; u++) {
+        const float gg = tanh_f(g[2 * U + u] + bias[2 * U + u] + r[2 * w + u]);
+        g[2 * U + u] = gg;
+        cn[u] = g[U + u] * c[u] + g[u] * gg;
+    }
+    if (keep) {
+        for (int64_t u = 0; u < w; u++) {
+            c[u] = cells[u] = cn[u];
+            h[u] = y[u] = g[3 * U + u] * tanh_f(cn[u]);
+        }
+    } else {                                                     // a padded step keeps h and c
+        for (int64_t u = 0; u < w; u++) {
+            cells[u] = c[u];
+            y[u] = h[u];
+        }
+    }
+}
+
+// hd <- h (times the recurrent dropout mask when there is one): what the next step's product reads.
+ENGINE_INLINE void recurrent_input(int64_t w, float* __restrict hd, const float* __restrict h,
+                                   const float* __restrict rm) {
+    if (rm) {
+        for (int64_t u = 0; u < w; u++) hd[u] = h[u] * rm[u];
+    } else {
+        for (int64_t u = 0; u < w; u++) hd[u] = h[u];
+    }
+}
+
+template <int64_t W>
+ENGINE_INLINE void lstm_step_default_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec,
+                                          float* hd) {
+    const int64_t w = W ? W : width;
+    const int64_t U = s->U, T = s->T;
+    for (int64_t n = 0; n < s->N; n++) {
+        float* g = s->gates + (n * T + t) * 4 * U + u0;          // holds x_t @ kernel; becomes i, f, g, o
+        if (t + 1 < T) prefetch_runs(g - u0 + 4 * U, 4, U, u0, w);
+        lstm_default_row(w, U, g, s->bias + u0, rec + n * 4 * w, s->c + n * U + u0, s->h + n * U + u0,
+                         s->cells + (n * T + t) * U + u0, s->y + (n * T + t) * U + u0, kept(s->mask, n, t, T));
+        recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
+    }
+}
+ENGINE_RNN_PER_SIMD(lstm_step_default, lstm_step_default_body)
+
 template <int64_t W>
 ENGINE_INLINE void lstm_back_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
     const int64_t w = W ? W : width;
@@ -519,10 +576,12 @@ void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, cons
     std::copy(c0, c0 + N * U, c);
     LstmArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
                y, h, c, gates, cells, nullptr, nullptr};
+    const bool keras_default = activation == RnnActivation::tanh && recurrent_activation == RnnActivation::sigmoid;
     const Simd simd = simd_active();
     forward_in_time(gates, x, kernel, N, T, D, U, 4, recurrent_kernel, h0, recurrent_mask,
                     [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        lstm_step(simd, w == kBand, &s, t, u0, w, rec, hd);
+                        if (keras_default) lstm_step_default(simd, w == kBand, &s, t, u0, w, rec, hd);
+                        else lstm_step(simd, w == kBand, &s, t, u0, w, rec, hd);
                     });
 }
 
@@ -591,6 +650,43 @@ ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_
 }
 ENGINE_RNN_PER_SIMD(gru_step, gru_step_body)
 
+// The same step for Keras' default activations in one pass over the band's units (see lstm_default_row).
+// bias: the input biases of the 3 gates, U apart; bias + 3U: the recurrent ones.
+ENGINE_INLINE void gru_default_row(int64_t w, int64_t U, float* __restrict g, const float* __restrict bias,
+                                   const float* __restrict r, float* __restrict h, float* __restrict rech,
+                                   float* __restrict y, bool keep) {
+    const float* __restrict rb = bias + 3 * U;
+    for (int64_t u = 0; u < w; u++) {
+        const float z = sigmoid_f((g[u] + bias[u]) + (r[u] + rb[u]));
+        const float reset = sigmoid_f((g[U + u] + bias[U + u]) + (r[w + u] + rb[U + u]));
+        const float rh = r[2 * w + u] + rb[2 * U + u];
+        const float hh = tanh_f((g[2 * U + u] + bias[2 * U + u]) + reset * rh);
+        g[u] = z;
+        g[U + u] = reset;
+        g[2 * U + u] = hh;
+        const float hn = z * h[u] + (1.0f - z) * hh;
+        const float hv = keep ? hn : h[u];
+        h[u] = hv;
+        y[u] = hv;
+        rech[u] = rh;
+    }
+}
+
+template <int64_t W>
+ENGINE_INLINE void gru_step_default_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec,
+                                         float* hd) {
+    const int64_t w = W ? W : width;
+    const int64_t U = s->U, T = s->T;
+    for (int64_t n = 0; n < s->N; n++) {
+        float* g = s->gates + (n * T + t) * 3 * U + u0;          // holds x_t @ kernel; becomes z, r, hh
+        if (t + 1 < T) prefetch_runs(g - u0 + 3 * U, 3, U, u0, w);
+        gru_default_row(w, U, g, s->bias + u0, rec + n * 3 * w, s->h + n * U + u0, s->rech + (n * T + t) * U + u0,
+                        s->y + (n * T + t) * U + u0, kept(s->mask, n, t, T));
+        recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
+    }
+}
+ENGINE_RNN_PER_SIMD(gru_step_default, gru_step_default_body)
+
 template <int64_t W>
 ENGINE_INLINE void gru_back_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
     const int64_t w = W ? W : width;
@@ -637,10 +733,12 @@ void gru_forward(float* y, float* h, float* gates, float* recurrent_h, const flo
     std::copy(h0, h0 + N * U, h);
     GruArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
               nullptr, y, h, gates, recurrent_h, nullptr, nullptr};
+    const bool keras_default = activation == RnnActivation::tanh && recurrent_activation == RnnActivation::sigmoid;
     const Simd simd = simd_active();
     forward_in_time(gates, x, kernel, N, T, D, U, 3, recurrent_kernel, h0, recurrent_mask,
                     [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        gru_step(simd, w == kBand, &s, t, u0, w, rec, hd);
+                        if (keras_default) gru_step_default(simd, w == kBand, &s, t, u0, w, rec, hd);
+                        else gru_step(simd, w == kBand, &s, t, u0, w, rec, hd);
                     });
 }
 
