@@ -705,7 +705,7 @@ engine::RnnActivation rnn_activation(const std::string& where, const char* name,
 
 py::tuple py_lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj, py::handle kernel_obj,
                           py::handle rk_obj, py::handle bias_obj, py::handle mask_obj, py::handle rmask_obj,
-                          const py::object& activation, const py::object& recurrent_activation) {
+                          const py::object& activation, const py::object& recurrent_activation, bool save) {
     const std::string where = "lstm_forward";
     Array x = input(x_obj, where, "x"), rk = input(rk_obj, where, "recurrent_kernel");
     const RnnShape s = rnn_shape(where, 4, x, rk);
@@ -718,13 +718,15 @@ py::tuple py_lstm_forward(py::handle x_obj, py::handle h0_obj, py::handle c0_obj
     Array h = cache_aligned(Shape{s.N, s.U});
     Array c = cache_aligned(Shape{s.N, s.U});
     Array gates = cache_aligned(Shape{s.N, s.T, 4 * s.U});
-    Array cells = cache_aligned(Shape{s.N, s.T, s.U});
+    Array cells = cache_aligned(save ? Shape{s.N, s.T, s.U} : Shape{0});
     {
         py::gil_scoped_release nogil;
         engine::lstm_forward(y.mutable_data(), h.mutable_data(), c.mutable_data(), gates.mutable_data(),
-                             cells.mutable_data(), x.data(), h0.data(), c0.data(), kernel.data(), rk.data(), bias.data(),
-                             data_or_null(mask), data_or_null(rmask), s.N, s.T, s.D, s.U, act, ract);
+                             save ? cells.mutable_data() : nullptr, x.data(), h0.data(), c0.data(), kernel.data(),
+                             rk.data(), bias.data(), data_or_null(mask), data_or_null(rmask), s.N, s.T, s.D, s.U, act,
+                             ract);
     }
+    if (!save) return py::make_tuple(y, h, c);
     return py::make_tuple(y, h, c, gates, cells);
 }
 
@@ -761,7 +763,7 @@ py::tuple py_lstm_backward(py::handle dy_obj, py::handle dh_obj, py::handle dc_o
 
 py::tuple py_gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_obj, py::handle rk_obj,
                          py::handle bias_obj, py::handle mask_obj, py::handle rmask_obj, const py::object& activation,
-                         const py::object& recurrent_activation) {
+                         const py::object& recurrent_activation, bool save) {
     const std::string where = "gru_forward";
     Array x = input(x_obj, where, "x"), rk = input(rk_obj, where, "recurrent_kernel");
     const RnnShape s = rnn_shape(where, 3, x, rk);
@@ -773,13 +775,14 @@ py::tuple py_gru_forward(py::handle x_obj, py::handle h0_obj, py::handle kernel_
     Array y = cache_aligned(Shape{s.N, s.T, s.U});
     Array h = cache_aligned(Shape{s.N, s.U});
     Array gates = cache_aligned(Shape{s.N, s.T, 3 * s.U});
-    Array rech = cache_aligned(Shape{s.N, s.T, s.U});
+    Array rech = cache_aligned(save ? Shape{s.N, s.T, s.U} : Shape{0});
     {
         py::gil_scoped_release nogil;
-        engine::gru_forward(y.mutable_data(), h.mutable_data(), gates.mutable_data(), rech.mutable_data(), x.data(),
-                            h0.data(), kernel.data(), rk.data(), bias.data(), data_or_null(mask), data_or_null(rmask),
-                            s.N, s.T, s.D, s.U, act, ract);
+        engine::gru_forward(y.mutable_data(), h.mutable_data(), gates.mutable_data(),
+                            save ? rech.mutable_data() : nullptr, x.data(), h0.data(), kernel.data(), rk.data(),
+                            bias.data(), data_or_null(mask), data_or_null(rmask), s.N, s.T, s.D, s.U, act, ract);
     }
+    if (!save) return py::make_tuple(y, h);
     return py::make_tuple(y, h, gates, rech);
 }
 
@@ -1017,14 +1020,16 @@ PYBIND11_MODULE(_cpu, m) {
 
     m.def("lstm_forward", &py_lstm_forward, arg("x"), arg("h0"), arg("c0"), arg("kernel"), arg("recurrent_kernel"),
           arg("bias"), arg("mask") = py::none(), arg("recurrent_mask") = py::none(), arg("activation") = "tanh",
-          arg("recurrent_activation") = "sigmoid", "y, h, c, gates, cells = lstm_forward(x, h0, c0, kernel, ...)");
+          arg("recurrent_activation") = "sigmoid", arg("save") = true,
+          "y, h, c, gates, cells = lstm_forward(x, h0, c0, kernel, ...); save=False: y, h, c only (inference)");
     m.def("lstm_backward", &py_lstm_backward, arg("dy"), arg("dh"), arg("dc"), arg("x"), arg("h0"), arg("c0"),
           arg("kernel"), arg("recurrent_kernel"), arg("mask"), arg("recurrent_mask"), arg("y"), arg("gates"),
           arg("cells"), arg("activation") = "tanh", arg("recurrent_activation") = "sigmoid",
           "dx, dh0, dc0, dkernel, drecurrent_kernel, dbias = lstm_backward(...)");
     m.def("gru_forward", &py_gru_forward, arg("x"), arg("h0"), arg("kernel"), arg("recurrent_kernel"), arg("bias"),
           arg("mask") = py::none(), arg("recurrent_mask") = py::none(), arg("activation") = "tanh",
-          arg("recurrent_activation") = "sigmoid", "y, h, gates, recurrent_h = gru_forward(x, h0, kernel, ...)");
+          arg("recurrent_activation") = "sigmoid", arg("save") = true,
+          "y, h, gates, recurrent_h = gru_forward(x, h0, kernel, ...); save=False: y, h only (inference)");
     m.def("gru_backward", &py_gru_backward, arg("dy"), arg("dh"), arg("x"), arg("h0"), arg("kernel"),
           arg("recurrent_kernel"), arg("mask"), arg("recurrent_mask"), arg("y"), arg("gates"), arg("recurrent_h"),
           arg("activation") = "tanh", arg("recurrent_activation") = "sigmoid",

@@ -101,8 +101,9 @@ void embedding_backward(float* dtable, const float* dy, const int64_t* ids, int6
 // recurrent_kernel (U, G*U); bias (G*U,), GRU (2, 3U); mask (N, T) (0 = padded step: state carried) and
 // recurrent_mask (N, U) (recurrent dropout, scaled) may be nullptr. Forward outputs: y (N, T, U) every
 // h_t; LSTM gates (N, T, 4U) = i, f, g, o and cells (N, T, U) every c_t; GRU gates (N, T, 3U) = z, r, hh and
-// recurrent_h (N, T, U). Backward: dy (N, T, U) and dh, dc (N, U) of the last states, then what forward took
-// and saved; it writes one gradient per differentiable input.
+// recurrent_h (N, T, U). For inference, cells / recurrent_h may be nullptr: then nothing is saved (gates is
+// still needed, as room for the input projection). Backward: dy (N, T, U) and dh, dc (N, U) of the last
+// states, then what forward took and saved; it writes one gradient per differentiable input.
 enum class RnnActivation : int { linear = 0, relu = 1, sigmoid = 2, tanh = 3 };
 void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, const float* x, const float* h0,
                   const float* c0, const float* kernel, const float* recurrent_kernel, const float* bias,

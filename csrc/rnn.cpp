@@ -454,13 +454,13 @@ ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int6
                 h[u] = o[u] * tc[u];
             }
         }
-        float *yr = s->y + (n * T + t) * U + u0, *cr = s->cells + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
+        float *yr = s->y + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
         const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
         for (int64_t u = 0; u < w; u++) {
             yr[u] = h[u];
-            cr[u] = c[u];
             hdr[u] = rm ? h[u] * rm[u] : h[u];
         }
+        if (s->cells) std::copy(c, c + w, s->cells + (n * T + t) * U + u0);
     }
 }
 ENGINE_RNN_PER_SIMD(lstm_step, lstm_step_body)
@@ -473,28 +473,34 @@ ENGINE_INLINE void lstm_default_row(int64_t w, int64_t U, float* __restrict g, c
                                     float* __restrict cells, float* __restrict y, bool keep) {
     // Three loops (the sigmoid gates; the candidate and the new cell; the output): GCC's if-conversion turns
     // a loop with one or two of these branch-free activations into vector code, but not one with all five.
+    float i[kBand], f[kBand], o[kBand], gg[kBand], cn[kBand];
     for (int64_t u = 0; u < w; u++) {
-        g[u] = sigmoid_f(g[u] + bias[u] + r[u]);
-        g[U + u] = sigmoid_f(g[U + u] + bias[U + u] + r[w + u]);
-        g[3 * U + u] = sigmoid_f(g[3 * U + u] + bias[3 * U + u] + r[3 * w + u]);
+        i[u] = sigmoid_f(g[u] + bias[u] + r[u]);
+        f[u] = sigmoid_f(g[U + u] + bias[U + u] + r[w + u]);
+        o[u] = sigmoid_f(g[3 * U + u] + bias[3 * U + u] + r[3 * w + u]);
     }
-    float cn[kBand];
     for (int64_t u = 0; u < w; u++) {
-        const float gg = tanh_f(g[2 * U + u] + bias[2 * U + u] + r[2 * w + u]);
-        g[2 * U + u] = gg;
-        cn[u] = g[U + u] * c[u] + g[u] * gg;
+        gg[u] = tanh_f(g[2 * U + u] + bias[2 * U + u] + r[2 * w + u]);
+        cn[u] = f[u] * c[u] + i[u] * gg[u];
+    }
+    if (cells) {                                                 // training: keep what the backward needs
+        for (int64_t u = 0; u < w; u++) {
+            g[u] = i[u];
+            g[U + u] = f[u];
+            g[2 * U + u] = gg[u];
+            g[3 * U + u] = o[u];
+        }
     }
     if (keep) {
         for (int64_t u = 0; u < w; u++) {
-            c[u] = cells[u] = cn[u];
-            h[u] = y[u] = g[3 * U + u] * tanh_f(cn[u]);
+            c[u] = cn[u];
+            h[u] = y[u] = o[u] * tanh_f(cn[u]);
         }
     } else {                                                     // a padded step keeps h and c
-        for (int64_t u = 0; u < w; u++) {
-            cells[u] = c[u];
-            y[u] = h[u];
-        }
+        for (int64_t u = 0; u < w; u++) y[u] = h[u];
     }
+    if (cells)
+        for (int64_t u = 0; u < w; u++) cells[u] = c[u];
 }
 
 // hd <- h (times the recurrent dropout mask when there is one): what the next step's product reads.
@@ -516,7 +522,8 @@ ENGINE_INLINE void lstm_step_default_body(const LstmArgs* s, int64_t t, int64_t 
         float* g = s->gates + (n * T + t) * 4 * U + u0;          // holds x_t @ kernel; becomes i, f, g, o
         if (t + 1 < T) prefetch_runs(g - u0 + 4 * U, 4, U, u0, w);
         lstm_default_row(w, U, g, s->bias + u0, rec + n * 4 * w, s->c + n * U + u0, s->h + n * U + u0,
-                         s->cells + (n * T + t) * U + u0, s->y + (n * T + t) * U + u0, kept(s->mask, n, t, T));
+                         s->cells ? s->cells + (n * T + t) * U + u0 : nullptr, s->y + (n * T + t) * U + u0,
+                         kept(s->mask, n, t, T));
         recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
     }
 }
@@ -639,13 +646,13 @@ ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_
             const float *z = g + u0, *hh = g + 2 * U + u0;
             for (int64_t u = 0; u < w; u++) h[u] = z[u] * h[u] + (1.0f - z[u]) * hh[u];
         }
-        float *yr = s->y + (n * T + t) * U + u0, *rr = s->rech + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
+        float *yr = s->y + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
         const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
         for (int64_t u = 0; u < w; u++) {
             yr[u] = h[u];
-            rr[u] = rh[u];
             hdr[u] = rm ? h[u] * rm[u] : h[u];
         }
+        if (s->rech) std::copy(rh, rh + w, s->rech + (n * T + t) * U + u0);
     }
 }
 ENGINE_RNN_PER_SIMD(gru_step, gru_step_body)
@@ -656,11 +663,12 @@ ENGINE_INLINE void gru_default_row(int64_t w, int64_t U, float* __restrict g, co
                                    const float* __restrict r, float* __restrict h, float* __restrict rech,
                                    float* __restrict y, bool keep) {
     const float* __restrict rb = bias + 3 * U;
+    float rh[kBand];
     for (int64_t u = 0; u < w; u++) {
         const float z = sigmoid_f((g[u] + bias[u]) + (r[u] + rb[u]));
         const float reset = sigmoid_f((g[U + u] + bias[U + u]) + (r[w + u] + rb[U + u]));
-        const float rh = r[2 * w + u] + rb[2 * U + u];
-        const float hh = tanh_f((g[2 * U + u] + bias[2 * U + u]) + reset * rh);
+        rh[u] = r[2 * w + u] + rb[2 * U + u];
+        const float hh = tanh_f((g[2 * U + u] + bias[2 * U + u]) + reset * rh[u]);
         g[u] = z;
         g[U + u] = reset;
         g[2 * U + u] = hh;
@@ -668,8 +676,8 @@ ENGINE_INLINE void gru_default_row(int64_t w, int64_t U, float* __restrict g, co
         const float hv = keep ? hn : h[u];
         h[u] = hv;
         y[u] = hv;
-        rech[u] = rh;
     }
+    if (rech) std::copy(rh, rh + w, rech);                       // training: kept for the backward
 }
 
 template <int64_t W>
@@ -680,8 +688,9 @@ ENGINE_INLINE void gru_step_default_body(const GruArgs* s, int64_t t, int64_t u0
     for (int64_t n = 0; n < s->N; n++) {
         float* g = s->gates + (n * T + t) * 3 * U + u0;          // holds x_t @ kernel; becomes z, r, hh
         if (t + 1 < T) prefetch_runs(g - u0 + 3 * U, 3, U, u0, w);
-        gru_default_row(w, U, g, s->bias + u0, rec + n * 3 * w, s->h + n * U + u0, s->rech + (n * T + t) * U + u0,
-                        s->y + (n * T + t) * U + u0, kept(s->mask, n, t, T));
+        gru_default_row(w, U, g, s->bias + u0, rec + n * 3 * w, s->h + n * U + u0,
+                        s->rech ? s->rech + (n * T + t) * U + u0 : nullptr, s->y + (n * T + t) * U + u0,
+                        kept(s->mask, n, t, T));
         recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
     }
 }

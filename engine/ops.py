@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from .backend import kernels
-from .tensor import Tensor, result
+from .tensor import Tensor, is_grad_enabled, result
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -571,6 +571,11 @@ def _floats(*xs):
     return [convert_to_tensor(x, dtype) for x in xs]
 
 
+def _records(parents):
+    """Whether an operation on these inputs records a backward (grad mode on, some input needs a gradient)."""
+    return is_grad_enabled() and any(p.requires_grad for p in parents)
+
+
 def _mask_array(mask, dtype):
     return None if mask is None else np.ascontiguousarray(to_array(mask), dtype=dtype)
 
@@ -583,8 +588,11 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=No
     x, h0, c0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, c0, kernel, recurrent_kernel, bias)
     k = kernels(x.dtype)
     mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
-    y, h, c, gates, cells = k.lstm_forward(x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, bias.data,
-                                           mask, recurrent_mask, activation, recurrent_activation)
+    args = (x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
+            recurrent_activation)
+    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+        return tuple(Tensor._wrap(a) for a in k.lstm_forward(*args, save=False))
+    y, h, c, gates, cells = k.lstm_forward(*args)
 
     def backward(grads):
         dy, dh, dc = grads
@@ -600,8 +608,11 @@ def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, a
     x, h0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, kernel, recurrent_kernel, bias)
     k = kernels(x.dtype)
     mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
-    y, h, gates, recurrent_h = k.gru_forward(x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask,
-                                             recurrent_mask, activation, recurrent_activation)
+    args = (x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
+            recurrent_activation)
+    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+        return tuple(Tensor._wrap(a) for a in k.gru_forward(*args, save=False))
+    y, h, gates, recurrent_h = k.gru_forward(*args)
 
     def backward(grads):
         dy, dh = grads

@@ -89,6 +89,19 @@ def test_forward_and_backward_match_ref(backend, cell, N, T, D, U, masked):
                  f"{cell}_backward")
 
 
+@pytest.mark.parametrize("N, T, D, U", [(3, 5, 4, 7), (33, 3, 7, 100)], ids=str)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_inference_forward_saves_nothing_and_matches(backend, cell, N, T, D, U):
+    """save=False (what ops use when no gradient is recorded) returns the same outputs and no saved arrays."""
+    args = make_case(cell, N, T, D, U, masked=True, seed=12)
+    full = forward(backend, cell, args)
+    n_out = 3 if cell == "lstm" else 2
+    lean = getattr(backend, f"{cell}_forward")(**args, save=False)
+    assert len(lean) == n_out
+    for a, b in zip(lean, full[:n_out]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("act, ract", ACTS, ids=str)
 @pytest.mark.parametrize("cell", GATES)
 def test_every_activation_matches_ref(backend, cell, act, ract):

@@ -94,11 +94,12 @@ def _weight_grads(dz_in, dz_rec, x, h0, y, recurrent_mask, kernel):
 
 
 def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
-                 recurrent_activation="sigmoid"):
+                 recurrent_activation="sigmoid", save=True):
     """Per step: z = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias, split into (i, f, c, o);
     i, f, o = recurrent_activation(...), g = activation(z_c); c_t = f * c_{t-1} + i * g; h_t = o * activation(c_t).
     x (N, T, D), h0, c0 (N, U) -> y (N, T, U) every h_t, h (N, U) and c (N, U) the last states,
-    gates (N, T, 4U) i, f, g, o after their activations, cells (N, T, U) every c_t (saved for the backward)."""
+    gates (N, T, 4U) i, f, g, o after their activations, cells (N, T, U) every c_t (saved for the backward).
+    save=False (inference): only y, h, c."""
     where = "lstm_forward"
     N, T, D, U = _check(where, 4, x, recurrent_kernel, [("h0", h0, "NU"), ("c0", c0, "NU"), ("kernel", kernel, ("D", "GU")),
                                                         ("bias", bias, ("GU",))], mask, recurrent_mask)
@@ -116,7 +117,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
         h, c = np.where(keep, h_new, h), np.where(keep, c_new, c)
         gates[:, t] = np.concatenate([i, f, g, o], axis=1)
         y[:, t], cells[:, t] = h, c
-    return y, np.array(h), np.array(c), gates, cells
+    return (y, np.array(h), np.array(c), gates, cells) if save else (y, np.array(h), np.array(c))
 
 
 def lstm_backward(dy, dh, dc, x, h0, c0, kernel, recurrent_kernel, mask, recurrent_mask, y, gates, cells,
@@ -152,12 +153,12 @@ def lstm_backward(dy, dh, dc, x, h0, c0, kernel, recurrent_kernel, mask, recurre
 
 
 def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
-                recurrent_activation="sigmoid"):
+                recurrent_activation="sigmoid", save=True):
     """Keras' GRU with reset_after=True. Per step, with xz, xr, xh = x_t @ kernel + bias[0] and
     rz, rr, rh = h_{t-1} @ recurrent_kernel + bias[1]:  z = recurrent_activation(xz + rz),
     r = recurrent_activation(xr + rr), hh = activation(xh + r * rh);  h_t = z * h_{t-1} + (1 - z) * hh.
     x (N, T, D), h0 (N, U), bias (2, 3U) -> y (N, T, U), h (N, U), gates (N, T, 3U) z, r, hh,
-    recurrent_h (N, T, U) every rh (saved for the backward)."""
+    recurrent_h (N, T, U) every rh (saved for the backward). save=False (inference): only y, h."""
     where = "gru_forward"
     N, T, D, U = _check(where, 3, x, recurrent_kernel, [("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
                                                         ("bias", bias, ("2", "GU"))], mask, recurrent_mask)
@@ -174,7 +175,7 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
         h = np.where(_keep(mask, t), z * h + (1 - z) * hh, h)
         gates[:, t] = np.concatenate([z, r, hh], axis=1)
         y[:, t], recurrent_h[:, t] = h, rec[:, 2 * U:]
-    return y, np.array(h), gates, recurrent_h
+    return (y, np.array(h), gates, recurrent_h) if save else (y, np.array(h))
 
 
 def gru_backward(dy, dh, x, h0, kernel, recurrent_kernel, mask, recurrent_mask, y, gates, recurrent_h,
