@@ -9,18 +9,21 @@
 //    small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
 //  * Units are split into bands of kBand units. A band owns its units' columns in every gate, so one thread
 //    does the band's share of the step's GEMM and then its gate arithmetic and state update without waiting
-//    for anyone: a step waits only for the previous step (whose h_t its GEMM reads). The OpenMP team is made
-//    once per sequence (waking it costs 40 us or more here, a step ~10 us); threads claim the bands of each
-//    step from a shared counter (run_stages). Band widths do not depend on the thread count and each value
-//    is computed by the same arithmetic in the same order on any thread: results are bitwise equal for any
-//    thread count.
-//  * The recurrent kernel is repacked once per call so that each band's columns are contiguous.
+//    for anyone: a step waits only for the previous step (whose h_t its GEMM reads). The OpenMP team is
+//    made once per sequence (waking it costs 40 us or more here; a band's step is a few us); threads claim
+//    the bands of each step from a shared counter (run_stages). Band widths do not depend on the thread
+//    count and each value is computed by the same arithmetic in the same order on any thread: results are
+//    bitwise equal for any thread count.
+//  * The small products (per step, and the projection and weight gradients on the team) use one register-
+//    tiled kernel (gemm_tile) on B packed once per call: the recurrent kernel is the same at every step.
 //  * The gate arithmetic is plain loops over a band's units, compiled for AVX-512, AVX2 and baseline x86-64
-//    (the running CPU picks one, as in activation.cpp); the activations come from vector_math.h.
+//    (the running CPU picks one, as in activation.cpp); the activations come from vector_math.h. Keras'
+//    default activations get a one-pass version; inference (save=False) stores nothing for a backward.
 //  * Backward, per step in reverse: each band computes its pre-activation gradients dz_t, then (once every
-//    band's dz_t is there) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are products over all
-//    steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz, dx = dz kernel^T (each
-//    band its columns, on the same team; the engine's GEMM for sequences too small for a team).
+//    band's dz_t is there) its units of dh_{t-1} = dz_t @ recurrent_kernel^T. The weight gradients are
+//    products over all steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz,
+//    dx = dz kernel^T (each band its columns, on the same team; the engine's GEMM for sequences too small
+//    for a team).
 // Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes). The outputs should start on a 64-byte
 // boundary (bind_cpu.cpp allocates them so): the bands of different threads then never share a cache line.
 #include <algorithm>
