@@ -244,6 +244,7 @@ static void wait_for(const std::atomic<int64_t>& done, int64_t target) {
 
 template <class Task>
 static void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
+    if (stages <= 0 || tasks <= 0) return;                       // nothing to do (no steps, or no units)
     std::atomic<int64_t> next{0}, done{0};
     #pragma omp parallel num_threads(team) if (team > 1)
     {

@@ -16,10 +16,10 @@ _ALL_PATHS = ["portable", "avx2", "avx512"]
 SIMD_PATHS = _ALL_PATHS[:_ALL_PATHS.index(cpu.simd_detected()) + 1]
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 # (N, T, D, U): all ones, odd sizes, one time step, batch 1 with units past two bands of 32, exactly two
-# bands, an empty batch, no time steps; then shapes large enough for the team path (csrc/rnn.cpp's
+# bands, an empty batch, no time steps, no units, no input features; then shapes large enough for the team path (csrc/rnn.cpp's
 # worth_a_team: the projection and the weight gradients on the band tasks), with a last band of 4 units.
 SHAPES = [(1, 1, 1, 1), (3, 5, 4, 7), (2, 1, 3, 33), (1, 6, 2, 70), (4, 7, 5, 64), (0, 3, 2, 5), (2, 0, 3, 4),
-          (33, 3, 7, 100), (32, 1, 1, 96)]
+          (2, 3, 4, 0), (2, 3, 0, 5), (33, 3, 7, 100), (32, 1, 1, 96)]
 ACTS = [("tanh", "sigmoid"), ("relu", "tanh"), ("linear", "sigmoid"), ("sigmoid", "linear")]
 
 
@@ -36,7 +36,7 @@ def make_case(cell, N, T, D, U, masked=False, seed=0, dtype=np.float32):
         args["c0"] = _f32(rng, N, U, scale=0.5)
     # weights scaled as the initializers do (a recurrent kernel of spectral radius about 1): stable dynamics
     args.update(kernel=_f32(rng, D, G * U, scale=1 / np.sqrt(max(D, 1))),
-                recurrent_kernel=_f32(rng, U, G * U, scale=1 / np.sqrt(U)),
+                recurrent_kernel=_f32(rng, U, G * U, scale=1 / np.sqrt(max(U, 1))),
                 bias=_f32(rng, *((2, G * U) if cell == "gru" else (G * U,)), scale=0.3))
     if masked:
         args["mask"] = (rng.random((N, T)) > 0.3).astype(np.float32)

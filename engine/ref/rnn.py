@@ -86,7 +86,7 @@ def _weight_grads(dz_in, dz_rec, x, h0, y, recurrent_mask, kernel):
     T = y.shape[1]
     h_prev = np.concatenate([h0[:, None], y[:, :-1]], axis=1)[:, :T]                  # (N, T, U): h_{t-1}
     h_prev = _dropped(h_prev, None if recurrent_mask is None else recurrent_mask[:, None])
-    flat = lambda a: a.reshape(-1, a.shape[-1])                                         # noqa: E731
+    flat = lambda a: a.reshape(a.shape[0] * a.shape[1], a.shape[2])                    # noqa: E731  (N*T, .)
     return dz_in @ kernel.T, flat(x).T @ flat(dz_in), flat(h_prev).T @ flat(dz_rec)
 
 
