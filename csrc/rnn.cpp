@@ -40,9 +40,11 @@
 namespace engine {
 
 constexpr int64_t kBand = 32;                    // units per band: two AVX-512 vectors
-// Below this many multiply-adds in one step's recurrent GEMM the whole sequence runs on one thread: a
-// barrier per step costs more than the split saves. Measured on 2 threads, LSTM at N = 32: U = 32 (131k)
-// ran no faster on two threads, U = 64 (524k) 1.4x faster.
+// Below this many multiply-adds in one step's recurrent product the whole sequence runs on one thread: the
+// per-step hand-over between threads costs more than the split saves. Measured (LSTM, T = 50, D = 64, U = 64,
+// fastest of 20 runs, 2 threads against 1, on the shared 2-core machine): N = 2 (32k) 0.80x forward, 0.63x
+// backward; N = 8 (131k) 0.99x, 0.75x; N = 16 (262k) 1.01x, 0.82x. Above it the machine was never quiet
+// enough to show the gain; re-measure there (bench/bench_rnn.py at the 2.1M-per-step size).
 constexpr int64_t kRnnParallelMinWork = int64_t{1} << 18;
 
 // Buffers that several threads write, each its own band of every row, start on a cache line: a row's band
