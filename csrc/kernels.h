@@ -96,7 +96,7 @@ void adagrad_update(float* param, const float* grad, float* accumulator, int64_t
 void embedding_forward(float* y, const float* table, const int64_t* ids, int64_t n, int64_t D);
 void embedding_backward(float* dtable, const float* dy, const int64_t* ids, int64_t n, int64_t V, int64_t D);
 
-// rnn.cpp: SimpleRNN, LSTM and GRU (Keras' reset_after=True) over whole sequences, in Keras' weight
+// lstm.cpp, gru.cpp, simple_rnn.cpp (rnn.h): SimpleRNN, LSTM and GRU (Keras' reset_after=True) over whole sequences, in Keras' weight
 // layouts; see engine/ref/rnn.py for the formulas. x (N, T, D); h0, c0, h, c (N, U); kernel (D, G*U);
 // recurrent_kernel (U, G*U); bias (G*U,), GRU (2, 3U); mask (N, T) (0 = padded step: state carried) and
 // recurrent_mask (N, U) (recurrent dropout, scaled) may be nullptr. Forward outputs: y (N, T, U) every

@@ -16,8 +16,9 @@ _ALL_PATHS = ["portable", "avx2", "avx512"]
 SIMD_PATHS = _ALL_PATHS[:_ALL_PATHS.index(cpu.simd_detected()) + 1]
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 # (N, T, D, U): all ones, odd sizes, one time step, batch 1 with units past two bands of 32, exactly two
-# bands, an empty batch, no time steps, no units, no input features; then shapes large enough for the team path (csrc/rnn.cpp's
-# worth_a_team: the projection and the weight gradients on the band tasks), with a last band of 4 units.
+# bands, an empty batch, no time steps, no units, no input features; then shapes large enough for the team
+# path (csrc/rnn.h's worth_a_team: the projection and the weight gradients on the band tasks), with a last band
+# of 4 units.
 SHAPES = [(1, 1, 1, 1), (3, 5, 4, 7), (2, 1, 3, 33), (1, 6, 2, 70), (4, 7, 5, 64), (0, 3, 2, 5), (2, 0, 3, 4),
           (2, 3, 4, 0), (2, 3, 0, 5), (33, 3, 7, 100), (32, 1, 1, 96)]
 ACTS = [("tanh", "sigmoid"), ("relu", "tanh"), ("linear", "sigmoid"), ("sigmoid", "linear")]

@@ -1,4 +1,4 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU (each one fused kernel over the whole sequence, csrc/rnn.cpp,
+"""Recurrent layers: SimpleRNN, LSTM, GRU (each one fused kernel over the whole sequence, csrc/lstm.cpp,
 for the activations the kernels know; any other activation runs the same equations step by step through
 engine.ops), and the wrappers Bidirectional and TimeDistributed. Keras 3's arguments, defaults and weight layouts, so
 weights move between Keras and engine unchanged. Shapes: N batch, T time steps, D features, U units.

@@ -1,5 +1,6 @@
 """NumPy reference for the recurrent family: SimpleRNN, LSTM and GRU run over a whole sequence, forward and
-backward through time. The spec that csrc/rnn.cpp must match.
+backward through time. The spec that csrc/lstm.cpp, gru.cpp and simple_rnn.cpp (with csrc/rnn.h) must
+match.
 
 Dimensions: N batch, T time steps, D input features, U units, G gates (LSTM 4: i, f, c, o; GRU 3: z, r, h;
 SimpleRNN 1). Weights are in Keras 3's layout, so they move between Keras and engine unchanged:

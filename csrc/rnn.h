@@ -1,6 +1,7 @@
-// csrc/rnn.cpp (namespace engine): SimpleRNN, LSTM and GRU over a whole sequence, forward and backward
-// through time. Matches engine/ref/rnn.py, which has the formulas. Dimensions: N batch, T time steps,
-// D input features, U units, G gates (LSTM 4: i, f, c, o; GRU 3: z, r, h; SimpleRNN 1), GU = G * U.
+// csrc/rnn.h (namespace engine): what the recurrent kernels share. lstm.cpp, gru.cpp and simple_rnn.cpp run
+// their cell over a whole sequence, forward and backward through time, and match engine/ref/rnn.py, which
+// has the formulas. Dimensions: N batch, T time steps, D input features, U units, G gates (LSTM 4: i, f, c, o;
+// GRU 3: z, r, h; SimpleRNN 1), GU = G * U.
 // Arrays are batch-major as in Keras: x (N, T, D), y (N, T, U), gates (N, T, GU).
 //
 // Strategy (what makes it fast; the arithmetic is the reference's):
@@ -26,6 +27,8 @@
 //    for a team).
 // Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes). The outputs should start on a 64-byte
 // boundary (bind_cpu.cpp allocates them so): the bands of different threads then never share a cache line.
+#pragma once
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -213,15 +216,15 @@ struct SmallGemm {
 
 // ---------------------------------------------------------------------------------- the loops over time
 
-static int64_t band_count(int64_t U) { return (U + kBand - 1) / kBand; }
+inline int64_t band_count(int64_t U) { return (U + kBand - 1) / kBand; }
 
 // Whether a sequence is worth a team (a property of the shape alone, so that the code path, and with it
 // every bit of the result, is the same for any thread count), and the team size.
-static bool worth_a_team(int64_t N, int64_t U, int64_t G) {
+inline bool worth_a_team(int64_t N, int64_t U, int64_t G) {
     return band_count(U) >= 2 && N * U * G * U >= kRnnParallelMinWork;
 }
 
-static int rnn_team(int64_t N, int64_t U, int64_t G) {
+inline int rnn_team(int64_t N, int64_t U, int64_t G) {
     if (!worth_a_team(N, U, G)) return 1;
     return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), band_count(U)));
 }
@@ -232,7 +235,7 @@ static int rnn_team(int64_t N, int64_t U, int64_t G) {
 // it holds (a barrier per step would stall the others for all of its share; on a shared machine that cost
 // more than the work). task(s, b, thread) must compute the same thing whichever thread runs it: the
 // results are then the same bits for any thread count.
-static void wait_for(const std::atomic<int64_t>& done, int64_t target) {
+inline void wait_for(const std::atomic<int64_t>& done, int64_t target) {
     for (int spins = 0; done.load(std::memory_order_acquire) < target; spins++) {
         if (spins < 4096) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -245,7 +248,7 @@ static void wait_for(const std::atomic<int64_t>& done, int64_t target) {
 }
 
 template <class Task>
-static void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
+inline void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
     if (stages <= 0 || tasks <= 0) return;                       // nothing to do (no steps, or no units)
     std::atomic<int64_t> next{0}, done{0};
     #pragma omp parallel num_threads(team) if (team > 1)
@@ -268,7 +271,7 @@ static void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
 // 1's, ...); it writes the band's units of hd_next (h_t, times the recurrent dropout mask when there is
 // one), which the next step's product reads.
 template <class Step>
-static void forward_in_time(float* xp, const float* x, const float* kernel, int64_t N, int64_t T, int64_t D,
+inline void forward_in_time(float* xp, const float* x, const float* kernel, int64_t N, int64_t T, int64_t D,
                             int64_t U, int64_t G, const float* rk, const float* h0, const float* rmask, Step step) {
     const int64_t bands = band_count(U), GU = G * U;
     const SmallGemm gemm(simd_active());
@@ -322,7 +325,7 @@ struct WeightGrads {
 };
 
 // h_prev (N*T, U) columns [u0, u0 + w): every step's h_{t-1} as the recurrent product saw it.
-static void previous_states(float* h_prev, const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t u0,
+inline void previous_states(float* h_prev, const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t u0,
                             int64_t w) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t t = 0; t < T; t++) {
@@ -333,7 +336,7 @@ static void previous_states(float* h_prev, const WeightGrads& g, int64_t N, int6
 }
 
 // dbias[j] = sum over the R rows of dz[:, j] for the `w` columns from col, added in row order, in double.
-static void column_sums(float* dbias, const float* dz, int64_t R, int64_t ld, int64_t col, int64_t w) {
+inline void column_sums(float* dbias, const float* dz, int64_t R, int64_t ld, int64_t col, int64_t w) {
     double sum[kBand] = {};
     for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < w; j++) sum[j] += dz[r * ld + col + j];
@@ -342,7 +345,7 @@ static void column_sums(float* dbias, const float* dz, int64_t R, int64_t ld, in
 
 // Sequences too small for a team: the weight gradients as three engine GEMMs (each with its own team when
 // large) and the engine's bias reduction.
-static void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t G) {
+inline void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int64_t U, int64_t G) {
     const int64_t GU = G * U, D = g.D;
     Floats h_prev(N * T * U);
     previous_states(h_prev.data(), g, N, T, U, 0, U);
@@ -361,7 +364,7 @@ static void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int6
 // team) gives each band its columns of dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec and dbias,
 // and a block of rows of dx = dz_in kernel^T.
 template <class Step>
-static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, float* dh,
+inline void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, float* dh,
                              const WeightGrads& g, Step step) {
     const int64_t bands = band_count(U), GU = G * U, D = g.D, NT = N * T;
     const float* rmask = g.rmask;
@@ -418,95 +421,12 @@ static void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
     if (!own_weights) weight_grads_serial(g, N, T, U, G);
 }
 
-static bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
+inline bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
 
 // Ask for the band's G runs of w values of a gates row early (the next step's row: it is far away in memory).
 static inline void prefetch_runs(const float* row, int64_t G, int64_t U, int64_t u0, int64_t w) {
     for (int64_t q = 0; q < G; q++)
         for (int64_t u = 0; u < w; u += 16) __builtin_prefetch(row + q * U + u0 + u, 1);
-}
-
-// ---------------------------------------------------------------------------------- LSTM
-
-struct LstmArgs {
-    int64_t N, T, U;
-    RnnActivation act, ract;
-    const float *bias, *mask, *rmask, *dy, *c0, *cells_in;
-    float *y, *h, *c, *gates, *cells, *dz, *dc;
-};
-
-template <int64_t W>
-ENGINE_INLINE void lstm_step_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    float pre[4][kBand], cn[kBand], tc[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        float* g = s->gates + (n * T + t) * 4 * U;               // holds x_t @ kernel; becomes i, f, g, o
-        if (t + 1 < T) prefetch_runs(g + 4 * U, 4, U, u0, w);
-        const float* r = rec + n * 4 * w;
-        for (int64_t q = 0; q < 4; q++)
-            for (int64_t u = 0; u < w; u++) pre[q][u] = g[q * U + u0 + u] + s->bias[q * U + u0 + u] + r[q * w + u];
-        act_run(s->ract, g + u0, pre[0], w);
-        act_run(s->ract, g + U + u0, pre[1], w);
-        act_run(s->act, g + 2 * U + u0, pre[2], w);
-        act_run(s->ract, g + 3 * U + u0, pre[3], w);
-        float *h = s->h + n * U + u0, *c = s->c + n * U + u0;
-        if (kept(s->mask, n, t, T)) {                            // a padded step leaves h and c as they are
-            const float *i = g + u0, *f = g + U + u0, *gg = g + 2 * U + u0, *o = g + 3 * U + u0;
-            for (int64_t u = 0; u < w; u++) cn[u] = f[u] * c[u] + i[u] * gg[u];
-            act_run(s->act, tc, cn, w);
-            for (int64_t u = 0; u < w; u++) {
-                c[u] = cn[u];
-                h[u] = o[u] * tc[u];
-            }
-        }
-        float *yr = s->y + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
-        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
-        for (int64_t u = 0; u < w; u++) {
-            yr[u] = h[u];
-            hdr[u] = rm ? h[u] * rm[u] : h[u];
-        }
-        if (s->cells) std::copy(c, c + w, s->cells + (n * T + t) * U + u0);
-    }
-}
-ENGINE_RNN_PER_SIMD(lstm_step, lstm_step_body)
-
-// The same step for Keras' default activations (tanh, recurrent sigmoid) in one pass over the band's units:
-// every value stays in registers from the pre-activations to h_t (the general body above makes a pass per
-// gate, since its activations are chosen at run time). One row: g and bias hold the 4 gates' runs U apart.
-ENGINE_INLINE void lstm_default_row(int64_t w, int64_t U, float* __restrict g, const float* __restrict bias,
-                                    const float* __restrict r, float* __restrict c, float* __restrict h,
-                                    float* __restrict cells, float* __restrict y, bool keep) {
-    // Three loops (the sigmoid gates; the candidate and the new cell; the output): GCC's if-conversion turns
-    // a loop with one or two of these branch-free activations into vector code, but not one with all five.
-    float i[kBand], f[kBand], o[kBand], gg[kBand], cn[kBand];
-    for (int64_t u = 0; u < w; u++) {
-        i[u] = sigmoid_f(g[u] + bias[u] + r[u]);
-        f[u] = sigmoid_f(g[U + u] + bias[U + u] + r[w + u]);
-        o[u] = sigmoid_f(g[3 * U + u] + bias[3 * U + u] + r[3 * w + u]);
-    }
-    for (int64_t u = 0; u < w; u++) {
-        gg[u] = tanh_f(g[2 * U + u] + bias[2 * U + u] + r[2 * w + u]);
-        cn[u] = f[u] * c[u] + i[u] * gg[u];
-    }
-    if (cells) {                                                 // training: keep what the backward needs
-        for (int64_t u = 0; u < w; u++) {
-            g[u] = i[u];
-            g[U + u] = f[u];
-            g[2 * U + u] = gg[u];
-            g[3 * U + u] = o[u];
-        }
-    }
-    if (keep) {
-        for (int64_t u = 0; u < w; u++) {
-            c[u] = cn[u];
-            h[u] = y[u] = o[u] * tanh_f(cn[u]);
-        }
-    } else {                                                     // a padded step keeps h and c
-        for (int64_t u = 0; u < w; u++) y[u] = h[u];
-    }
-    if (cells)
-        for (int64_t u = 0; u < w; u++) cells[u] = c[u];
 }
 
 // hd <- h (times the recurrent dropout mask when there is one): what the next step's product reads.
@@ -517,346 +437,6 @@ ENGINE_INLINE void recurrent_input(int64_t w, float* __restrict hd, const float*
     } else {
         for (int64_t u = 0; u < w; u++) hd[u] = h[u];
     }
-}
-
-template <int64_t W>
-ENGINE_INLINE void lstm_step_default_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec,
-                                          float* hd) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    for (int64_t n = 0; n < s->N; n++) {
-        float* g = s->gates + (n * T + t) * 4 * U + u0;          // holds x_t @ kernel; becomes i, f, g, o
-        if (t + 1 < T) prefetch_runs(g - u0 + 4 * U, 4, U, u0, w);
-        lstm_default_row(w, U, g, s->bias + u0, rec + n * 4 * w, s->c + n * U + u0, s->h + n * U + u0,
-                         s->cells ? s->cells + (n * T + t) * U + u0 : nullptr, s->y + (n * T + t) * U + u0,
-                         kept(s->mask, n, t, T));
-        recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
-    }
-}
-ENGINE_RNN_PER_SIMD(lstm_step_default, lstm_step_default_body)
-
-template <int64_t W>
-ENGINE_INLINE void lstm_back_body(const LstmArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    float tc[kBand], dtc[kBand], di[kBand], df[kBand], dg[kBand], dout[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        const float* g = s->gates + (n * T + t) * 4 * U;
-        const float* dyr = s->dy + (n * T + t) * U + u0;
-        float *dzr = s->dz + (n * T + t) * 4 * U, *dzs = dz_t + n * 4 * U;
-        float *dhr = dh + n * U + u0, *dcr = s->dc + n * U + u0;
-        if (!kept(s->mask, n, t, T)) {                           // a padded step passes dh and dc through
-            for (int64_t u = 0; u < w; u++) dhr[u] += dyr[u];
-            for (int64_t q = 0; q < 4; q++) {
-                std::fill(dzr + q * U + u0, dzr + q * U + u0 + w, 0.0f);
-                std::fill(dzs + q * U + u0, dzs + q * U + u0 + w, 0.0f);
-            }
-            continue;
-        }
-        const float *i = g + u0, *f = g + U + u0, *gg = g + 2 * U + u0, *o = g + 3 * U + u0;
-        const float* cp = t ? s->cells_in + (n * T + t - 1) * U + u0 : s->c0 + n * U + u0;
-        act_run(s->act, tc, s->cells_in + (n * T + t) * U + u0, w);
-        for (int64_t u = 0; u < w; u++) {
-            const float dht = dyr[u] + dhr[u];
-            dout[u] = dht * tc[u];
-            dtc[u] = dht * o[u];
-        }
-        dact_run(s->act, dtc, tc, w);
-        for (int64_t u = 0; u < w; u++) {
-            const float dct = dcr[u] + dtc[u];
-            di[u] = dct * gg[u];
-            df[u] = dct * cp[u];
-            dg[u] = dct * i[u];
-            dcr[u] = dct * f[u];
-            dhr[u] = 0.0f;                                       // all of dh_{t-1} goes through the GEMM
-        }
-        dact_run(s->ract, di, i, w);
-        dact_run(s->ract, df, f, w);
-        dact_run(s->act, dg, gg, w);
-        dact_run(s->ract, dout, o, w);
-        const float* parts[4] = {di, df, dg, dout};
-        for (int64_t q = 0; q < 4; q++)
-            for (int64_t u = 0; u < w; u++) dzr[q * U + u0 + u] = dzs[q * U + u0 + u] = parts[q][u];
-    }
-}
-ENGINE_RNN_PER_SIMD(lstm_back, lstm_back_body)
-
-void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, const float* x, const float* h0,
-                  const float* c0, const float* kernel, const float* recurrent_kernel, const float* bias,
-                  const float* mask, const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U,
-                  RnnActivation activation, RnnActivation recurrent_activation) {
-    std::copy(h0, h0 + N * U, h);
-    std::copy(c0, c0 + N * U, c);
-    LstmArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
-               y, h, c, gates, cells, nullptr, nullptr};
-    const bool keras_default = activation == RnnActivation::tanh && recurrent_activation == RnnActivation::sigmoid;
-    const Simd simd = simd_active();
-    forward_in_time(gates, x, kernel, N, T, D, U, 4, recurrent_kernel, h0, recurrent_mask,
-                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        if (keras_default) lstm_step_default(simd, w == kBand, &s, t, u0, w, rec, hd);
-                        else lstm_step(simd, w == kBand, &s, t, u0, w, rec, hd);
-                    });
-}
-
-void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* drecurrent_kernel, float* dbias,
-                   const float* dy, const float* dh, const float* dc, const float* x, const float* h0, const float* c0,
-                   const float* kernel, const float* recurrent_kernel, const float* mask, const float* recurrent_mask,
-                   const float* y, const float* gates, const float* cells, int64_t N, int64_t T, int64_t D, int64_t U,
-                   RnnActivation activation, RnnActivation recurrent_activation) {
-    Floats dz(N * T * 4 * U);
-    std::copy(dh, dh + N * U, dh0);                              // dh0 and dc0 carry the gradients back in time
-    std::copy(dc, dc + N * U, dc0);
-    LstmArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, c0, cells,
-               nullptr, nullptr, nullptr, const_cast<float*>(gates), nullptr, dz.data(), dc0};
-    const Simd simd = simd_active();
-    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, nullptr, dz.data(), dz.data(), x, h0, y, kernel,
-                            recurrent_mask, D};
-    backward_in_time(N, T, U, 4, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
-                                                                   float* dhc) {
-        lstm_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-    });
-}
-
-// ---------------------------------------------------------------------------------- GRU (reset_after)
-
-struct GruArgs {
-    int64_t N, T, U;
-    RnnActivation act, ract;
-    const float *bias, *mask, *rmask, *dy, *h0, *y_in, *rech_in;
-    float *y, *h, *gates, *rech, *dz_in, *dz_rec;
-};
-
-template <int64_t W>
-ENGINE_INLINE void gru_step_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    const float *b_in = s->bias, *b_rec = s->bias + 3 * U;
-    float pre[kBand], rh[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        float* g = s->gates + (n * T + t) * 3 * U;               // holds x_t @ kernel; becomes z, r, hh
-        if (t + 1 < T) prefetch_runs(g + 3 * U, 3, U, u0, w);
-        const float* r = rec + n * 3 * w;
-        for (int64_t q = 0; q < 2; q++) {                        // update and reset gates
-            for (int64_t u = 0; u < w; u++)
-                pre[u] = (g[q * U + u0 + u] + b_in[q * U + u0 + u]) + (r[q * w + u] + b_rec[q * U + u0 + u]);
-            act_run(s->ract, g + q * U + u0, pre, w);
-        }
-        const float* reset = g + U + u0;
-        for (int64_t u = 0; u < w; u++) {
-            rh[u] = r[2 * w + u] + b_rec[2 * U + u0 + u];
-            pre[u] = (g[2 * U + u0 + u] + b_in[2 * U + u0 + u]) + reset[u] * rh[u];
-        }
-        act_run(s->act, g + 2 * U + u0, pre, w);
-        float* h = s->h + n * U + u0;
-        if (kept(s->mask, n, t, T)) {
-            const float *z = g + u0, *hh = g + 2 * U + u0;
-            for (int64_t u = 0; u < w; u++) h[u] = z[u] * h[u] + (1.0f - z[u]) * hh[u];
-        }
-        float *yr = s->y + (n * T + t) * U + u0, *hdr = hd + n * U + u0;
-        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
-        for (int64_t u = 0; u < w; u++) {
-            yr[u] = h[u];
-            hdr[u] = rm ? h[u] * rm[u] : h[u];
-        }
-        if (s->rech) std::copy(rh, rh + w, s->rech + (n * T + t) * U + u0);
-    }
-}
-ENGINE_RNN_PER_SIMD(gru_step, gru_step_body)
-
-// The same step for Keras' default activations in one pass over the band's units (see lstm_default_row).
-// bias: the input biases of the 3 gates, U apart; bias + 3U: the recurrent ones.
-ENGINE_INLINE void gru_default_row(int64_t w, int64_t U, float* __restrict g, const float* __restrict bias,
-                                   const float* __restrict r, float* __restrict h, float* __restrict rech,
-                                   float* __restrict y, bool keep) {
-    const float* __restrict rb = bias + 3 * U;
-    float rh[kBand];
-    for (int64_t u = 0; u < w; u++) {
-        const float z = sigmoid_f((g[u] + bias[u]) + (r[u] + rb[u]));
-        const float reset = sigmoid_f((g[U + u] + bias[U + u]) + (r[w + u] + rb[U + u]));
-        rh[u] = r[2 * w + u] + rb[2 * U + u];
-        const float hh = tanh_f((g[2 * U + u] + bias[2 * U + u]) + reset * rh[u]);
-        g[u] = z;
-        g[U + u] = reset;
-        g[2 * U + u] = hh;
-        const float hn = z * h[u] + (1.0f - z) * hh;
-        const float hv = keep ? hn : h[u];
-        h[u] = hv;
-        y[u] = hv;
-    }
-    if (rech) std::copy(rh, rh + w, rech);                       // training: kept for the backward
-}
-
-template <int64_t W>
-ENGINE_INLINE void gru_step_default_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec,
-                                         float* hd) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    for (int64_t n = 0; n < s->N; n++) {
-        float* g = s->gates + (n * T + t) * 3 * U + u0;          // holds x_t @ kernel; becomes z, r, hh
-        if (t + 1 < T) prefetch_runs(g - u0 + 3 * U, 3, U, u0, w);
-        gru_default_row(w, U, g, s->bias + u0, rec + n * 3 * w, s->h + n * U + u0,
-                        s->rech ? s->rech + (n * T + t) * U + u0 : nullptr, s->y + (n * T + t) * U + u0,
-                        kept(s->mask, n, t, T));
-        recurrent_input(w, hd + n * U + u0, s->h + n * U + u0, s->rmask ? s->rmask + n * U + u0 : nullptr);
-    }
-}
-ENGINE_RNN_PER_SIMD(gru_step_default, gru_step_default_body)
-
-template <int64_t W>
-ENGINE_INLINE void gru_back_body(const GruArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    float dzz[kBand], dzr[kBand], dzh[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        const float* g = s->gates + (n * T + t) * 3 * U;
-        const float* dyr = s->dy + (n * T + t) * U + u0;
-        float *din = s->dz_in + (n * T + t) * 3 * U, *drec = s->dz_rec + (n * T + t) * 3 * U, *dzs = dz_t + n * 3 * U;
-        float* dhr = dh + n * U + u0;
-        if (!kept(s->mask, n, t, T)) {
-            for (int64_t u = 0; u < w; u++) dhr[u] += dyr[u];
-            for (int64_t q = 0; q < 3; q++)
-                for (float* row : {din, drec, dzs}) std::fill(row + q * U + u0, row + q * U + u0 + w, 0.0f);
-            continue;
-        }
-        const float *z = g + u0, *r = g + U + u0, *hh = g + 2 * U + u0;
-        const float* hp = t ? s->y_in + (n * T + t - 1) * U + u0 : s->h0 + n * U + u0;
-        const float* rh = s->rech_in + (n * T + t) * U + u0;
-        for (int64_t u = 0; u < w; u++) {
-            const float dht = dyr[u] + dhr[u];
-            dzz[u] = dht * (hp[u] - hh[u]);
-            dzh[u] = dht * (1.0f - z[u]);
-            dhr[u] = dht * z[u];                                 // the part of dh_{t-1} through z * h_{t-1}
-        }
-        dact_run(s->ract, dzz, z, w);
-        dact_run(s->act, dzh, hh, w);
-        for (int64_t u = 0; u < w; u++) dzr[u] = dzh[u] * rh[u];
-        dact_run(s->ract, dzr, r, w);
-        for (int64_t u = 0; u < w; u++) {
-            din[u0 + u] = drec[u0 + u] = dzs[u0 + u] = dzz[u];
-            din[U + u0 + u] = drec[U + u0 + u] = dzs[U + u0 + u] = dzr[u];
-            din[2 * U + u0 + u] = dzh[u];
-            drec[2 * U + u0 + u] = dzs[2 * U + u0 + u] = dzh[u] * r[u];
-        }
-    }
-}
-ENGINE_RNN_PER_SIMD(gru_back, gru_back_body)
-
-void gru_forward(float* y, float* h, float* gates, float* recurrent_h, const float* x, const float* h0,
-                 const float* kernel, const float* recurrent_kernel, const float* bias, const float* mask,
-                 const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
-                 RnnActivation recurrent_activation) {
-    std::copy(h0, h0 + N * U, h);
-    GruArgs s{N, T, U, activation, recurrent_activation, bias, mask, recurrent_mask, nullptr, nullptr, nullptr,
-              nullptr, y, h, gates, recurrent_h, nullptr, nullptr};
-    const bool keras_default = activation == RnnActivation::tanh && recurrent_activation == RnnActivation::sigmoid;
-    const Simd simd = simd_active();
-    forward_in_time(gates, x, kernel, N, T, D, U, 3, recurrent_kernel, h0, recurrent_mask,
-                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        if (keras_default) gru_step_default(simd, w == kBand, &s, t, u0, w, rec, hd);
-                        else gru_step(simd, w == kBand, &s, t, u0, w, rec, hd);
-                    });
-}
-
-void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
-                  const float* dh, const float* x, const float* h0, const float* kernel, const float* recurrent_kernel,
-                  const float* mask, const float* recurrent_mask, const float* y, const float* gates,
-                  const float* recurrent_h, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
-                  RnnActivation recurrent_activation) {
-    Floats dz_in(N * T * 3 * U), dz_rec(N * T * 3 * U);
-    std::copy(dh, dh + N * U, dh0);
-    GruArgs s{N, T, U, activation, recurrent_activation, nullptr, mask, recurrent_mask, dy, h0, y, recurrent_h,
-              nullptr, nullptr, const_cast<float*>(gates), nullptr, dz_in.data(), dz_rec.data()};
-    const Simd simd = simd_active();
-    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, dbias + 3 * U, dz_in.data(), dz_rec.data(), x, h0,
-                            y, kernel, recurrent_mask, D};
-    backward_in_time(N, T, U, 3, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
-                                                                   float* dhc) {
-        gru_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-    });
-}
-
-// ---------------------------------------------------------------------------------- SimpleRNN
-
-struct SimpleArgs {
-    int64_t N, T, U;
-    RnnActivation act;
-    const float *bias, *mask, *rmask, *dy, *y_in;
-    float *y, *h, *dz;
-};
-
-template <int64_t W>
-ENGINE_INLINE void simple_step_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t width, const float* rec, float* hd) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    float pre[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        float* yr = s->y + (n * T + t) * U + u0;                 // holds x_t @ kernel; becomes h_t
-        float* h = s->h + n * U + u0;
-        if (kept(s->mask, n, t, T)) {
-            for (int64_t u = 0; u < w; u++) pre[u] = yr[u] + s->bias[u0 + u] + rec[n * w + u];
-            act_run(s->act, h, pre, w);
-        }
-        float* hdr = hd + n * U + u0;
-        const float* rm = s->rmask ? s->rmask + n * U + u0 : nullptr;
-        for (int64_t u = 0; u < w; u++) {
-            yr[u] = h[u];
-            hdr[u] = rm ? h[u] * rm[u] : h[u];
-        }
-    }
-}
-ENGINE_RNN_PER_SIMD(simple_step, simple_step_body)
-
-template <int64_t W>
-ENGINE_INLINE void simple_back_body(const SimpleArgs* s, int64_t t, int64_t u0, int64_t width, float* dz_t, float* dh) {
-    const int64_t w = W ? W : width;
-    const int64_t U = s->U, T = s->T;
-    float d[kBand];
-    for (int64_t n = 0; n < s->N; n++) {
-        const float* dyr = s->dy + (n * T + t) * U + u0;
-        float *dzr = s->dz + (n * T + t) * U + u0, *dzs = dz_t + n * U + u0, *dhr = dh + n * U + u0;
-        if (!kept(s->mask, n, t, T)) {
-            for (int64_t u = 0; u < w; u++) {
-                dhr[u] += dyr[u];
-                dzr[u] = dzs[u] = 0.0f;
-            }
-            continue;
-        }
-        for (int64_t u = 0; u < w; u++) {
-            d[u] = dyr[u] + dhr[u];
-            dhr[u] = 0.0f;
-        }
-        dact_run(s->act, d, s->y_in + (n * T + t) * U + u0, w);
-        for (int64_t u = 0; u < w; u++) dzr[u] = dzs[u] = d[u];
-    }
-}
-ENGINE_RNN_PER_SIMD(simple_back, simple_back_body)
-
-void simple_rnn_forward(float* y, float* h, const float* x, const float* h0, const float* kernel,
-                        const float* recurrent_kernel, const float* bias, const float* mask, const float* recurrent_mask,
-                        int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
-    std::copy(h0, h0 + N * U, h);
-    SimpleArgs s{N, T, U, activation, bias, mask, recurrent_mask, nullptr, nullptr, y, h, nullptr};
-    const Simd simd = simd_active();
-    forward_in_time(y, x, kernel, N, T, D, U, 1, recurrent_kernel, h0, recurrent_mask,
-                    [&](int64_t t, int64_t u0, int64_t w, const float* rec, float* hd) {
-                        simple_step(simd, w == kBand, &s, t, u0, w, rec, hd);
-                    });
-}
-
-void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
-                         const float* dh, const float* x, const float* h0, const float* kernel,
-                         const float* recurrent_kernel, const float* mask, const float* recurrent_mask, const float* y,
-                         int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation) {
-    Floats dz(N * T * U);
-    std::copy(dh, dh + N * U, dh0);
-    SimpleArgs s{N, T, U, activation, nullptr, mask, recurrent_mask, dy, y, nullptr, nullptr, dz.data()};
-    const Simd simd = simd_active();
-    const WeightGrads grads{dx, dkernel, drecurrent_kernel, dbias, nullptr, dz.data(), dz.data(), x, h0, y, kernel,
-                            recurrent_mask, D};
-    backward_in_time(N, T, U, 1, recurrent_kernel, dh0, grads, [&](int64_t t, int64_t u0, int64_t w, float* dz_t,
-                                                                   float* dhc) {
-        simple_back(simd, w == kBand, &s, t, u0, w, dz_t, dhc);
-    });
 }
 
 }  // namespace engine
