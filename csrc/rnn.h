@@ -6,7 +6,7 @@
 //
 // Strategy (what makes it fast; the arithmetic is the reference's):
 //  * Every step's input projection is one GEMM, x (N*T, D) @ kernel (D, GU), written straight into the
-//    gates array (each band computes its columns, on the same team). The loop over time then does one
+//    gates array (in column blocks, on the same team). The loop over time then does one
 //    small GEMM per step, h_{t-1} (N, U) @ recurrent_kernel.
 //  * Units are split into bands of kBand units. A band owns its units' columns in every gate, so one thread
 //    does the band's share of the step's GEMM and then its gate arithmetic and state update without waiting
@@ -266,7 +266,7 @@ inline void run_stages(int64_t stages, int64_t tasks, int team, Task task) {
 }
 
 // Forward over time. First xp (N*T, GU) = x (N*T, D) @ kernel: every step's input projection, one product
-// (each band computes its own columns: stage 0). Then step(t, u0, w, rec, hd_next) for each step and band
+// (in column blocks on the team). Then step(t, u0, w, rec, hd_next) for each step and band
 // [u0, u0 + w), given rec (N, G*w) = hd_{t-1} @ the band's recurrent columns (gate 0's units, then gate
 // 1's, ...); it writes the band's units of hd_next (h_t, times the recurrent dropout mask when there is
 // one), which the next step's product reads.
@@ -298,18 +298,18 @@ inline void forward_in_time(float* xp, const float* x, const float* kernel, int6
     for (int64_t i = 0; i < N * U; i++) hd[i] = rmask ? h0[i] * rmask[i] : h0[i];
     const int team = rnn_team(N, U, G);
     std::vector<Floats> rec(team, Floats(N * G * kBand));                           // per thread
-    // Small sequences run on one thread: then the projection is the engine's GEMM, with its own team when large.
-    const bool own_projection = worth_a_team(N, U, G);
-    if (!own_projection) matmul_forward(xp, x, kernel, N * T, GU, D, false, false, false);
-    const int64_t first = own_projection ? 0 : 1;
-    run_stages(T + 1 - first, bands, team, [&](int64_t stage, int64_t b, int thread) {
-        stage += first;
-        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0), t = stage - 1;
-        if (stage == 0) {                                        // the input projection of every step
-            for (int64_t q = 0; q < G; q++)
-                gemm(xp + q * U + u0, GU, x, D, kernel_packed.data() + (b * G + q) * per_gate, N * T, w, D);
-            return;
-        }
+    // The input projection: one task per gate of each band (its columns for every step) on the team, or for
+    // sequences too small for a team the engine's GEMM (with its own team when large).
+    if (worth_a_team(N, U, G)) {
+        run_stages(1, bands * G, team, [&](int64_t, int64_t task, int) {
+            const int64_t b = task / G, q = task % G, u0 = b * kBand, w = std::min(kBand, U - u0);
+            gemm(xp + q * U + u0, GU, x, D, kernel_packed.data() + task * per_gate, N * T, w, D);
+        });
+    } else {
+        matmul_forward(xp, x, kernel, N * T, GU, D, false, false, false);
+    }
+    run_stages(T, bands, team, [&](int64_t t, int64_t b, int thread) {
+        const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
         float* r = rec[thread].data();
         gemm(r, G * w, hd.data() + (t % 2) * N * U, U, packed.data() + offset[b], N, G * w, U);
         step(t, u0, w, r, hd.data() + ((t + 1) % 2) * N * U);
@@ -360,9 +360,8 @@ inline void weight_grads_serial(const WeightGrads& g, int64_t N, int64_t T, int6
 // (dh of the last state to start with). Two stages per step, latest step first: step(t, u0, w, dz_t, dh)
 // writes the band's columns of dz_t (N, GU), the pre-activation gradients that reach the recurrent kernel,
 // and replaces the band's units of dh by the part of dh_{t-1} that bypasses the recurrent kernel; then, once
-// all of dz_t is there, dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask. A last stage (on the same
-// team) gives each band its columns of dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec and dbias,
-// and a block of rows of dx = dz_in kernel^T.
+// all of dz_t is there, dh[:, band] += (dz_t @ recurrent_kernel[band]^T) * rmask. Then the team (still
+// awake) computes dkernel = x^T dz_in, drecurrent_kernel = h_prev^T dz_rec, dbias and dx = dz_in kernel^T.
 template <class Step>
 inline void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const float* rk, float* dh,
                              const WeightGrads& g, Step step) {
@@ -391,20 +390,8 @@ inline void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
     const int team = rnn_team(N, U, G);
     std::vector<Floats> rec(team, Floats(N * kBand));
     std::vector<std::vector<float>> edge(team);
-    run_stages(2 * T + (own_weights ? 1 : 0), bands, team, [&](int64_t stage, int64_t b, int thread) {
+    run_stages(2 * T, bands, team, [&](int64_t stage, int64_t b, int thread) {
         const int64_t u0 = b * kBand, w = std::min(kBand, U - u0);
-        if (stage == 2 * T) {                                    // the weight gradients of band b
-            for (int64_t q = 0; q < G; q++) {
-                const int64_t col = q * U + u0;
-                gemm.rows(g.dkernel + col, GU, g.x, 1, D, g.dz_in + col, GU, D, w, NT, edge[thread]);
-                gemm.rows(g.drk + col, GU, h_prev.data(), 1, U, g.dz_rec + col, GU, U, w, NT, edge[thread]);
-                column_sums(g.dbias, g.dz_in, NT, GU, col, w);
-                if (g.dbias_rec) column_sums(g.dbias_rec, g.dz_rec, NT, GU, col, w);
-            }
-            const int64_t r0 = NT * b / bands, r1 = NT * (b + 1) / bands;
-            gemm(g.dx + r0 * D, D, g.dz_in + r0 * GU, GU, kernel_t.data(), r1 - r0, D, GU);
-            return;
-        }
         const int64_t t = T - 1 - stage / 2;
         float* dz_t = dzs.data() + (t % 2) * N * GU;
         if (stage % 2 == 0) {
@@ -418,7 +405,22 @@ inline void backward_in_time(int64_t N, int64_t T, int64_t U, int64_t G, const f
             for (int64_t u = 0; u < w; u++)
                 dh[n * U + u0 + u] += rmask ? r[n * w + u] * rmask[n * U + u0 + u] : r[n * w + u];
     });
-    if (!own_weights) weight_grads_serial(g, N, T, U, G);
+    if (!own_weights) {
+        weight_grads_serial(g, N, T, U, G);
+        return;
+    }
+    // The weight gradients, one task per gate of each band (finer than a band: a thread the OS parks holds up
+    // less): its columns of dkernel, drecurrent_kernel and dbias, and one block of rows of dx.
+    const int64_t tasks = bands * G;
+    run_stages(1, tasks, team, [&](int64_t, int64_t task, int thread) {
+        const int64_t u0 = task / G * kBand, w = std::min(kBand, U - u0), col = task % G * U + u0;
+        gemm.rows(g.dkernel + col, GU, g.x, 1, D, g.dz_in + col, GU, D, w, NT, edge[thread]);
+        gemm.rows(g.drk + col, GU, h_prev.data(), 1, U, g.dz_rec + col, GU, U, w, NT, edge[thread]);
+        column_sums(g.dbias, g.dz_in, NT, GU, col, w);
+        if (g.dbias_rec) column_sums(g.dbias_rec, g.dz_rec, NT, GU, col, w);
+        const int64_t r0 = NT * task / tasks, r1 = NT * (task + 1) / tasks;
+        gemm(g.dx + r0 * D, D, g.dz_in + r0 * GU, GU, kernel_t.data(), r1 - r0, D, GU);
+    });
 }
 
 inline bool kept(const float* mask, int64_t n, int64_t t, int64_t T) { return !mask || mask[n * T + t] != 0.0f; }
