@@ -181,13 +181,29 @@ struct SmallGemm {
     int64_t NR;                                  // the panel width the kernel for `simd` reads
     explicit SmallGemm(Simd s) : simd(s), NR(s == Simd::avx512 ? 32 : 16) {}
     int64_t packed_size(int64_t K, int64_t cols) const { return (cols + NR - 1) / NR * NR * K; }
-    // dst <- B (K, cols) in panels, where column j of B is column[j][0], column[j][stride], ...
+    // dst <- B (K, cols) in panels, where column j of B is column[j][0], column[j][stride], ... Columns that
+    // are neighbours in memory (a gate's units in a row of the recurrent kernel) are copied as one run.
     void pack(float* dst, int64_t K, const std::vector<const float*>& column, int64_t stride) const {
         const int64_t cols = static_cast<int64_t>(column.size());
-        for (int64_t j0 = 0; j0 < cols; j0 += NR)
-            for (int64_t k = 0; k < K; k++)
-                for (int64_t j = 0; j < NR; j++)
-                    dst[j0 * K + k * NR + j] = j0 + j < cols ? column[j0 + j][k * stride] : 0.0f;
+        std::vector<std::pair<int64_t, int64_t>> runs;            // (first column, length) within a panel
+        for (int64_t j0 = 0; j0 < cols; j0 += NR) {
+            const int64_t width = std::min(NR, cols - j0);
+            runs.clear();
+            for (int64_t j = 0; j < width; j += runs.back().second) {
+                int64_t run = 1;
+                while (j + run < width && column[j0 + j + run] == column[j0 + j] + run) run++;
+                runs.emplace_back(j, run);
+            }
+            float* panel = dst + j0 * K;
+            for (int64_t k = 0; k < K; k++) {
+                float* row = panel + k * NR;
+                for (const auto& [j, run] : runs) {
+                    if (run == 1) row[j] = column[j0 + j][k * stride];
+                    else std::memcpy(row + j, column[j0 + j] + k * stride, run * sizeof(float));
+                }
+                std::fill(row + width, row + NR, 0.0f);
+            }
+        }
     }
     void run(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b, int64_t ldb,
              int64_t panel_step, int64_t M, int64_t cols, int64_t K) const {
