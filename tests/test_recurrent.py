@@ -378,9 +378,25 @@ def test_any_activation_works_step_by_step():
         layer.trace_gates(x)
 
 
-def test_gru_reset_after_false_is_refused_clearly():
-    with pytest.raises(ValueError, match=r"GRU: engine implements Keras' default reset_after=True"):
-        layers.GRU(3, reset_after=False)
+def test_gru_reset_after_false_applies_the_reset_gate_before_the_product():
+    x = random_f32(2, 5, 3, seed=13)
+    layer = layers.GRU(4, reset_after=False, return_sequences=True, bias_initializer="random_normal")
+    y = layer(x)
+    kernel, recurrent_kernel, bias = layer.get_weights()
+    assert bias.shape == (12,)
+    h = np.zeros((2, 4))
+    for t in range(5):
+        xp = x[:, t] @ kernel + bias
+        z = np_sigmoid(xp[:, :4] + h @ recurrent_kernel[:, :4])
+        r = np_sigmoid(xp[:, 4:8] + h @ recurrent_kernel[:, 4:8])
+        hh = np.tanh(xp[:, 8:] + (r * h) @ recurrent_kernel[:, 8:])
+        h = z * h + (1 - z) * hh
+        np.testing.assert_allclose(y.numpy()[:, t], h, rtol=1e-5, atol=1e-6)
+    y.sum().backward()
+    assert np.abs(layer.bias.grad.numpy()).sum() > 0
+    assert layers.GRU.from_config(layer.get_config()).reset_after is False
+    with pytest.raises(ValueError, match=r"GRU: expected `reset_after` to be True or False. Received: reset_after=1"):
+        layers.GRU(3, reset_after=1)
 
 
 @pytest.mark.parametrize("cls", RNNS)
@@ -448,7 +464,8 @@ def test_same_outputs_as_keras_for_the_same_weights():
     mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
     for name in ("SimpleRNN", "LSTM", "GRU"):
         for kwargs in ({}, {"return_sequences": True, "go_backwards": True},
-                       {"return_sequences": True, "return_state": True}, {"activation": "elu"}):
+                       {"return_sequences": True, "return_state": True}, {"activation": "elu"},
+                       *([{"reset_after": False, "return_sequences": True}] if name == "GRU" else [])):
             for m in (None, mask):
                 ours, theirs = getattr(layers, name)(5, **kwargs), getattr(keras.layers, name)(5, **kwargs)
                 y = ours(x, mask=m)

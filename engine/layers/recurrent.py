@@ -158,8 +158,7 @@ class _RNN(Layer):
         if training and 0.0 < self.recurrent_dropout < 1.0:
             recurrent_mask = self._dropout_mask((N, self.units), self.recurrent_dropout)
         kernel_mask = None if mask is None or mask.all() else mask.astype(np.float32)
-        fused = self._act is not None and (self._ract is not None or isinstance(self, SimpleRNN))
-        run = self._run if fused else self._run_steps
+        run = self._run if self._fused() else self._run_steps
         y, *final = run(x, states, kernel_mask, recurrent_mask)
         if self.stateful:
             self.states = [Tensor._wrap(s.data.copy()) for s in final]
@@ -177,9 +176,14 @@ class _RNN(Layer):
             self._losses = [self.rnn_activity_regularizer(output)]
         return [output] + list(final) if self.return_state else output
 
+    def _fused(self):
+        """Whether the fused kernel computes this layer (its activations are ones the kernel knows)."""
+        return self._act is not None and (self._ract is not None or isinstance(self, SimpleRNN))
+
     def _run_steps(self, x, states, mask, recurrent_mask):
         """The same equations as the fused kernel, built from engine.ops one step at a time (a Python loop,
-        so slower): for activations the kernels do not have (elu, gelu, a custom function, ...)."""
+        so slower): for activations the kernels do not have (elu, gelu, a custom function, ...), and GRU's
+        reset_after=False."""
         G, U = self._gates, self.units
         bias = self.bias if self.bias is not None else np.zeros(self._bias_shape(), np.float32)
         input_bias = ops.take_index(bias, 0) if bias.ndim == 2 else bias                 # GRU: (2, 3U)
@@ -189,7 +193,7 @@ class _RNN(Layer):
         for t in range(x.shape[1]):
             h = states[0] if recurrent_mask is None else ops.multiply(states[0], recurrent_mask)
             rec = ops.matmul(h, self.recurrent_kernel)                                   # (N, GU)
-            new = self._cell(ops.take_index(xp, (slice(None), t)), rec, states, gate, bias)
+            new = self._cell(ops.take_index(xp, (slice(None), t)), rec, states, gate, bias, h)
             if mask is not None:                                 # padded steps carry the state over
                 keep = mask[:, t:t + 1] != 0
                 new = [ops.where(keep, n, s) for n, s in zip(new, states)]
@@ -245,7 +249,7 @@ class SimpleRNN(_RNN):
         bias = self.bias if self.bias is not None else np.zeros(self.units, np.float32)
         return ops.simple_rnn(x, states[0], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask, self._act)
 
-    def _cell(self, xp, rec, states, gate, bias):
+    def _cell(self, xp, rec, states, gate, bias, h):
         return [self.activation(ops.add(xp, rec))]
 
 
@@ -279,7 +283,7 @@ class LSTM(_RNN):
         return ops.lstm(x, states[0], states[1], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask,
                         self._act, self._ract)
 
-    def _cell(self, xp, rec, states, gate, bias):
+    def _cell(self, xp, rec, states, gate, bias, h):
         z = ops.add(xp, rec)
         i, f, o = (self.recurrent_activation(gate(z, q)) for q in (0, 1, 3))
         c = ops.add(ops.multiply(f, states[1]), ops.multiply(i, self.activation(gate(z, 2))))
@@ -325,40 +329,52 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit (Cho 2014), Keras' default reset_after=True form:
+    """Gated recurrent unit (Cho 2014). Keras' default reset_after=True form:
         z, r = recurrent_activation(x_t W + b_in + h_{t-1} R + b_rec)   (update and reset gates)
         hh = activation(x_t W_h + b_in_h + r * (h_{t-1} R_h + b_rec_h));  h_t = z * h_{t-1} + (1 - z) * hh
-    kernel (D, 3U), recurrent_kernel (U, 3U), bias (2, 3U) (input bias, recurrent bias), gates z, r, h."""
+    kernel (D, 3U), recurrent_kernel (U, 3U), bias (2, 3U) (input bias, recurrent bias), gates z, r, h.
+    reset_after=False (the original form, bias (3U,)) applies r before the product: hh = activation(x_t W_h +
+    b_h + (r * h_{t-1}) R_h); it runs step by step through engine.ops (the fused kernel is reset_after=True)."""
 
     _gates, _states = 3, 1
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True, reset_after=True,
                  **kwargs):
-        if reset_after is not True:
-            raise ValueError("GRU: engine implements Keras' default reset_after=True (the reset gate applied after "
-                             f"the recurrent product). Received: reset_after={reset_after!r}")
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
                          use_bias=use_bias, **kwargs)
-        self.reset_after = True
+        if not isinstance(reset_after, bool):
+            raise ValueError(f"GRU: expected `reset_after` to be True or False. Received: reset_after={reset_after!r}")
+        self.reset_after = reset_after
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _fused(self):
+        return self.reset_after and super()._fused()
 
     def _run(self, x, states, mask, recurrent_mask):
         bias = self.bias if self.bias is not None else np.zeros((2, 3 * self.units), np.float32)
         return ops.gru(x, states[0], self.kernel, self.recurrent_kernel, bias, mask, recurrent_mask, self._act,
                        self._ract)
 
-    def _cell(self, xp, rec, states, gate, bias):
-        rec = ops.bias_add(rec, ops.take_index(bias, 1))                                 # the recurrent bias
+    def _cell(self, xp, rec, states, gate, bias, h):
+        if self.reset_after:
+            rec = ops.bias_add(rec, ops.take_index(bias, 1))                             # the recurrent bias
         z = self.recurrent_activation(ops.add(gate(xp, 0), gate(rec, 0)))
         r = self.recurrent_activation(ops.add(gate(xp, 1), gate(rec, 1)))
-        hh = self.activation(ops.add(gate(xp, 2), ops.multiply(r, gate(rec, 2))))
+        if self.reset_after:
+            candidate = ops.multiply(r, gate(rec, 2))
+        else:                                    # the reset gate scales the state before its product
+            U = self.units
+            candidate = ops.matmul(ops.multiply(r, h), ops.take_index(self.recurrent_kernel, (slice(None),
+                                                                                              slice(2 * U, 3 * U))))
+        hh = self.activation(ops.add(gate(xp, 2), candidate))
         return [ops.add(ops.multiply(z, states[0]), ops.multiply(ops.subtract(1.0, z), hh))]
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=activations.serialize(self.recurrent_activation), reset_after=True)
+        config.update(recurrent_activation=activations.serialize(self.recurrent_activation),
+                      reset_after=self.reset_after)
         return config
 
 
