@@ -552,10 +552,7 @@ def plot_gates(trace, sample=0, units=None, filename=None, title=None):
     output, one line per unit (the first 4 units unless `units` lists them). Returns the matplotlib Figure;
     saves it to `filename` when given. matplotlib is optional: it is imported only here."""
     try:
-        import matplotlib
-        if filename is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt          # without a display, matplotlib picks a file-only backend
     except ImportError:
         raise ImportError("plot_gates needs matplotlib, an optional dependency: pip install matplotlib "
                           "(or pip install -e \".[examples]\")") from None
