@@ -150,5 +150,39 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
                         int64_t N, int64_t D, float epsilon, bool rms);
 void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
                          const float* rstd, const float* gamma, int64_t N, int64_t D, bool rms);
+// lstm.cpp, gru.cpp, simple_rnn.cpp (rnn.h): SimpleRNN, LSTM and GRU (Keras' reset_after=True) over whole sequences, in Keras' weight
+// layouts; see engine/ref/rnn.py for the formulas. x (N, T, D); h0, c0, h, c (N, U); kernel (D, G*U);
+// recurrent_kernel (U, G*U); bias (G*U,), GRU (2, 3U); mask (N, T) (0 = padded step: state carried) and
+// recurrent_mask (N, U) (recurrent dropout, scaled) may be nullptr. Forward outputs: y (N, T, U) every
+// h_t; LSTM gates (N, T, 4U) = i, f, g, o and cells (N, T, U) every c_t; GRU gates (N, T, 3U) = z, r, hh and
+// recurrent_h (N, T, U). For inference, cells / recurrent_h may be nullptr: then nothing is saved (gates is
+// still needed, as room for the input projection). Backward: dy (N, T, U) and dh, dc (N, U) of the last
+// states, then what forward took and saved; it writes one gradient per differentiable input.
+enum class RnnActivation : int { linear = 0, relu = 1, sigmoid = 2, tanh = 3 };
+void lstm_forward(float* y, float* h, float* c, float* gates, float* cells, const float* x, const float* h0,
+                  const float* c0, const float* kernel, const float* recurrent_kernel, const float* bias,
+                  const float* mask, const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U,
+                  RnnActivation activation, RnnActivation recurrent_activation);
+void lstm_backward(float* dx, float* dh0, float* dc0, float* dkernel, float* drecurrent_kernel, float* dbias,
+                   const float* dy, const float* dh, const float* dc, const float* x, const float* h0, const float* c0,
+                   const float* kernel, const float* recurrent_kernel, const float* mask, const float* recurrent_mask,
+                   const float* y, const float* gates, const float* cells, int64_t N, int64_t T, int64_t D, int64_t U,
+                   RnnActivation activation, RnnActivation recurrent_activation);
+void gru_forward(float* y, float* h, float* gates, float* recurrent_h, const float* x, const float* h0,
+                 const float* kernel, const float* recurrent_kernel, const float* bias, const float* mask,
+                 const float* recurrent_mask, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
+                 RnnActivation recurrent_activation);
+void gru_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
+                  const float* dh, const float* x, const float* h0, const float* kernel, const float* recurrent_kernel,
+                  const float* mask, const float* recurrent_mask, const float* y, const float* gates,
+                  const float* recurrent_h, int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation,
+                  RnnActivation recurrent_activation);
+void simple_rnn_forward(float* y, float* h, const float* x, const float* h0, const float* kernel,
+                        const float* recurrent_kernel, const float* bias, const float* mask, const float* recurrent_mask,
+                        int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation);
+void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurrent_kernel, float* dbias, const float* dy,
+                         const float* dh, const float* x, const float* h0, const float* kernel,
+                         const float* recurrent_kernel, const float* mask, const float* recurrent_mask, const float* y,
+                         int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation);
 
 }  // namespace engine

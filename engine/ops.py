@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from .backend import kernels
-from .tensor import Tensor, result
+from .tensor import Tensor, is_grad_enabled, result
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -705,3 +705,99 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_sca
     if moved is x:
         return out
     return transpose(out, tuple(np.argsort(rest + axes)))
+# --------------------------------------------------------------------------------------------- recurrent
+# SimpleRNN, LSTM and GRU over whole sequences, each one fused kernel call forward and one backward (see
+# engine/ref/rnn.py). A kernel has several outputs (the sequence and the last states); the first output's
+# tensor runs the backward, once, with the gradients every output received (zeros where none arrived).
+
+
+def _outputs(arrays, parents, backward, op):
+    """One Tensor per array in `arrays`, all made by one kernel call. backward(grads) takes one gradient per
+    output and returns one per parent."""
+    received = [None] * len(arrays)
+
+    def first_backward(g):
+        grads = [g] + [r if r is not None else np.zeros_like(a) for r, a in zip(received[1:], arrays[1:])]
+        received[1:] = [None] * (len(arrays) - 1)                # ready for another backward pass
+        return backward(grads)
+
+    first = result(arrays[0], parents, first_backward, op)
+    outs = [first]
+    for i in range(1, len(arrays)):
+        def keep(g, i=i):
+            received[i] = g if received[i] is None else received[i] + g
+            return (np.broadcast_to(np.zeros((), g.dtype), arrays[0].shape),)   # so first_backward runs
+        outs.append(result(arrays[i], (first,), keep, op))
+    return outs
+
+
+def _floats(*xs):
+    """Tensors of one float dtype: float64 if any input is float64 (then the reference kernels run)."""
+    dtype = np.float64 if any(to_array(x).dtype == np.float64 for x in xs) else np.float32
+    return [convert_to_tensor(x, dtype) for x in xs]
+
+
+def _records(parents):
+    """Whether an operation on these inputs records a backward (grad mode on, some input needs a gradient)."""
+    return is_grad_enabled() and any(p.requires_grad for p in parents)
+
+
+def _mask_array(mask, dtype):
+    return None if mask is None else np.ascontiguousarray(to_array(mask), dtype=dtype)
+
+
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
+         recurrent_activation="sigmoid"):
+    """An LSTM over a whole sequence: (y, h, c) = every h_t (N, T, U) and the last states (N, U).
+    x (N, T, D), kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,) in Keras' layout (gates i, f, c, o);
+    mask (N, T): 0 marks padded steps (state carried); recurrent_mask (N, U): recurrent dropout, scaled."""
+    x, h0, c0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, c0, kernel, recurrent_kernel, bias)
+    k = kernels(x.dtype)
+    mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
+    args = (x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
+            recurrent_activation)
+    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+        return tuple(Tensor._wrap(a) for a in k.lstm_forward(*args, save=False))
+    y, h, c, gates, cells = k.lstm_forward(*args)
+
+    def backward(grads):
+        dy, dh, dc = grads
+        return k.lstm_backward(dy, dh, dc, x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, mask,
+                               recurrent_mask, y, gates, cells, activation, recurrent_activation)
+    return tuple(_outputs([y, h, c], tuple(parents), backward, "lstm"))
+
+
+def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
+        recurrent_activation="sigmoid"):
+    """A GRU (Keras' reset_after=True) over a whole sequence: (y, h). kernel (D, 3U), recurrent_kernel (U, 3U),
+    bias (2, 3U) (input bias, recurrent bias), gates z, r, h; mask and recurrent_mask as in lstm."""
+    x, h0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, kernel, recurrent_kernel, bias)
+    k = kernels(x.dtype)
+    mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
+    args = (x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
+            recurrent_activation)
+    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+        return tuple(Tensor._wrap(a) for a in k.gru_forward(*args, save=False))
+    y, h, gates, recurrent_h = k.gru_forward(*args)
+
+    def backward(grads):
+        dy, dh = grads
+        return k.gru_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask, recurrent_mask, y,
+                              gates, recurrent_h, activation, recurrent_activation)
+    return tuple(_outputs([y, h], tuple(parents), backward, "gru"))
+
+
+def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh"):
+    """A fully connected RNN over a whole sequence, h_t = activation(x_t W + h_{t-1} R + b): (y, h).
+    kernel (D, U), recurrent_kernel (U, U), bias (U,); mask and recurrent_mask as in lstm."""
+    x, h0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, kernel, recurrent_kernel, bias)
+    k = kernels(x.dtype)
+    mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
+    y, h = k.simple_rnn_forward(x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask,
+                                activation)
+
+    def backward(grads):
+        dy, dh = grads
+        return k.simple_rnn_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask,
+                                     recurrent_mask, y, activation)
+    return tuple(_outputs([y, h], tuple(parents), backward, "simple_rnn"))

@@ -5,6 +5,9 @@ Sections follow the lecture: a neuron's forward pass, activation functions, the 
 gradient descent computed by autograd and checked against the formula, a dense network trained with
 model.fit on a real regression data set, and attention (the "je t' aime" table, multi-head attention,
 layer normalisation, a residual block).
+
+
+model.fit on a real regression data set, and recurrent networks (an RNN step by hand, an LSTM's gates).
 """
 import math
 import sys
@@ -179,7 +182,7 @@ def matmul():
 
 
 def attention():
-    _heading("6. Attention: which input word each output word looks at")
+    _heading("9. Attention: which input word each output word looks at")
     from .layers import Add, Dense, Input, LayerNormalization, MultiHeadAttention
     from .models import Model
     from .visualize import render_attention
@@ -238,8 +241,63 @@ def attention():
               f"MiB per head, while a fused tile is 96 x 96 ({96 * 96 * 4 // 1024} KiB)")
 
 
+def recurrent(epochs=4):
+    _heading("8. Recurrent networks: a state carried through time, and the LSTM's gates")
+    from .layers import LSTM, Dense, SimpleRNN
+    from .models import Sequential
+
+    x = np.array([[[1.0], [0.5], [-1.0]]], dtype=np.float32)            # one sequence, 3 steps, 1 feature
+    rnn = SimpleRNN(2, return_sequences=True)
+    rnn.build(x.shape)
+    w, r, b = (np.array([[0.5, -0.4]], np.float32), np.array([[0.6, 0.2], [-0.3, 0.8]], np.float32),
+               np.array([0.1, 0.0], np.float32))
+    rnn.set_weights([w, r, b])
+    fmt = lambda v: "[" + ", ".join(f"{float(a):+.4f}" for a in v) + "]"           # noqa: E731
+    print("SimpleRNN: each neuron gets the input and every neuron's previous state: h_t = tanh(x_t W + h_{t-1} R + b)")
+    h = np.zeros((1, 2), np.float32)
+    for t in range(3):
+        h = np.tanh(x[:, t] @ w + h @ r + b)
+        print(f"  by hand, t={t}: x_t = {x[0, t, 0]:+.1f} -> h_t = {fmt(h[0])}")
+    with engine.trace() as calls:
+        y = rnn(x)
+    print(f"  engine:  h_0, h_1, h_2 = {', '.join(fmt(v) for v in y.numpy()[0])}      kernels: {_kernels(calls)}")
+
+    # An LSTM learns to recall the token of step 0 after 20 steps of noise tokens.
+    rng = np.random.default_rng(0)
+    n, lag, classes = 1024, 20, 4
+    labels = rng.integers(0, classes, n)
+    tokens = rng.integers(classes, classes + 5, size=(n, lag + 1))
+    tokens[:, 0] = labels
+    seqs = np.eye(classes + 5, dtype=np.float32)[tokens]                  # one-hot: (1024, 21, 9)
+    engine.set_seed(0)
+    lstm = LSTM(16)
+    model = Sequential([lstm, Dense(classes, activation="softmax")])
+    model.compile(optimizer=engine.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    with engine.trace() as calls:
+        history = model.fit(seqs, labels, epochs=epochs, batch_size=32, verbose=0).history
+    print(f"\nLSTM(16) recalls the token of step 0 after {lag} steps of noise (chance: 1 in {classes}); accuracy by "
+          f"epoch: {[round(a, 2) for a in history['accuracy']]}      kernels: "
+          f"{_kernels(c for c in calls if 'lstm' in c)}")
+    trace = lstm.trace_gates(seqs[:256])                             # every gate, every step, 256 sequences
+    final = trace["cell"][:, -1]                                     # (256, 16): what each unit remembers
+    means = np.stack([final[labels[:256] == k].mean(axis=0) for k in range(classes)])
+    unit = int(np.argmax(means.std(axis=0) / (final.std(axis=0) + 1e-6)))   # the unit that tells tokens apart
+    print(f"unit {unit} holds the token best. Its gates, averaged over the sequences of each token, step by "
+          f"step (0 = closed, 1 = open):")
+    for k in range(classes):
+        rows = labels[:256] == k
+        line = "  ".join(f"{name[0]} {_sparkline(trace[name][rows, :, unit].mean(axis=0), 0.0, 1.0)}"
+                         for name in ("input", "forget", "output"))
+        cell = trace["cell"][rows, :, unit].mean(axis=0)
+        print(f"  token {k}: {line}   cell c: {cell[0]:+.2f} at step 0 -> {cell[-1]:+.2f} at step {lag}")
+    print("i: the input gate decides what the step writes into the cell; f: the forget gate how much of the cell "
+          "it keeps;\no: the output gate how much of the cell the output shows. engine.layers.plot_gates(trace) "
+          "draws them all.")
+
+
 SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent,
-            "dense_network": dense_network, "matmul": matmul, "attention": attention}
+            "dense_network": dense_network, "matmul": matmul, "recurrent": recurrent, "attention": attention}
 
 
 def main(argv=None):

@@ -19,3 +19,5 @@ from .matmul import (bias_add_backward, bias_add_forward, dense_backward, dense_
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
 from .embedding import embedding_backward, embedding_forward
+from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, simple_rnn_backward,
+                  simple_rnn_forward)
