@@ -15,3 +15,6 @@ from .loss import (sigmoid_cross_entropy_backward, sigmoid_cross_entropy_forward
 from .matmul import bias_add_backward, bias_add_forward, matmul_backward, matmul_forward
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
+from .batchnorm import batchnorm_backward, batchnorm_forward
+from .conv2d import conv2d_backward, conv2d_forward
+from .pool2d import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
