@@ -1,4 +1,4 @@
-"""engine.ladder: the kernel ladders. Each family (matmul now; conv2d, softmax and attention join later)
+"""engine.ladder: the kernel ladders. Each family (matmul and conv2d now; softmax and attention join later)
 is a list of rungs, from the plainest loop to the fastest kernel, each one a real, tested kernel that a
 learner can call by name on NumPy arrays and time against the others.
 
@@ -8,6 +8,7 @@ learner can call by name on NumPy arrays and time against the others.
         print(rung.name, rung.idea)
     c = ladder.run('matmul', 'v3', a, b)    # one rung on float32 arrays
     ladder.print_table('matmul', n=512)     # every rung timed on one size: time, GFLOP/s, speed-ups
+    ladder.print_table('conv2d', n=64)      # a batch of n 14x14x32 images, 64 filters of 3x3, padding='same'
 
 The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach.
 """
@@ -26,6 +27,7 @@ class Rung:
     name: str
     idea: str                  # what this rung adds over the one before
     fn: Callable
+    unavailable: str = ""      # why the rung cannot run here (it is listed, not timed); "" when it can
 
 
 def _matmul_rungs():
@@ -45,7 +47,51 @@ def _matmul_rungs():
     ]
 
 
-_FAMILIES = {"matmul": _matmul_rungs}
+def _cython_conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
+                   data_format="channels_last"):
+    """The Cython rung: im2col by typed-memoryview loops (engine/_im2col_cython.pyx), then NumPy's matmul."""
+    from . import _im2col_cython
+    from .ref import conv2d as spec
+    N, H, W, C, (OH, OW), (top, _, left, _) = spec.geometry("conv2d_cython", x.shape, kernel.shape[:2], strides,
+                                                            padding, dilation_rate, data_format)
+    KH, KW, _, F = kernel.shape
+    (SH, SW), (DH, DW) = spec.int_pair("conv2d_cython", "strides", strides), spec.int_pair("conv2d_cython",
+                                                                                            "dilation_rate", dilation_rate)
+    cols = np.empty((N * OH * OW, KH * KW * C), dtype=np.float32)
+    _im2col_cython.im2col(np.ascontiguousarray(spec.to_nhwc(x, data_format), dtype=np.float32), cols, KH, KW, SH, SW,
+                          DH, DW, top, left, OH, OW)
+    y = cols @ kernel.reshape(KH * KW * C, F)
+    if bias is not None:
+        y += bias
+    return spec.from_nhwc(y.reshape(N, OH, OW, F), data_format)
+
+
+def _cython_unavailable():
+    try:
+        from . import _im2col_cython  # noqa: F401
+        return ""
+    except ImportError as err:
+        return (f"engine._im2col_cython was not built ({err}): install Cython and reinstall engine "
+                "(pip install Cython && pip install -e .)")
+
+
+def _conv2d_rungs():
+    rungs = [Rung("conv2d", "ref", "NumPy im2col (one strided slice per kernel tap) + one matrix product (OpenBLAS): "
+                  "the reference", ref.conv2d_forward)]
+    if not backend.available("cpu"):
+        return rungs
+    cpu = backend.get("cpu")
+    return rungs + [
+        Rung("conv2d", "v1", "direct convolution in C++: seven nested loops, one thread, no copies",
+             cpu.ladder.conv2d_forward_v1),
+        Rung("conv2d", "cython", "im2col as typed-memoryview loops compiled by Cython, then NumPy's matmul",
+             _cython_conv2d, _cython_unavailable()),
+        Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM (bias fused), OpenMP over "
+             "blocks: engine's conv2d_forward", cpu.conv2d_forward),
+    ]
+
+
+_FAMILIES = {"matmul": _matmul_rungs, "conv2d": _conv2d_rungs}
 
 
 def families():
@@ -91,20 +137,35 @@ def _median_time(fn, args, min_time):
     return float(np.median(times))
 
 
+def _conv2d_inputs(n, seed=0):
+    """The ladder's convolution: n images of 14 x 14 x 32, 64 filters of 3 x 3, padding='same' (the second
+    convolution of the lecture's MNIST classifier)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 14, 14, 32)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    return (x, kernel, bias, 1, "same"), 2.0 * n * 14 * 14 * 64 * 3 * 3 * 32
+
+
 def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
-    """Time every rung on one n x n x n product; rows of dicts with name, seconds, gflops, speedup (over the
-    rung before) and of_ref (the fraction of the reference's speed). A rung whose single run takes longer
-    than skip_slower_than seconds is timed once."""
-    if family != "matmul":
-        raise ValueError(f"ladder.table: only 'matmul' has a timing table so far. Received: family={family!r}")
-    a, b = _matmul_inputs(n)
-    flops = 2.0 * n ** 3
+    """Time every rung on one problem: an n x n x n product for matmul, a batch of n images for conv2d
+    (_conv2d_inputs). Rows of dicts with name, seconds, gflops, speedup (over the rung before) and of_ref (the
+    fraction of the reference's speed). A rung whose single run takes longer than skip_slower_than seconds is
+    timed once; a rung that cannot run here is left out."""
+    if family not in _FAMILIES:
+        raise ValueError(f"ladder.table: expected a family in {families()}. Received: family={family!r}")
+    if family == "matmul":
+        args, flops = _matmul_inputs(n), 2.0 * n ** 3
+    else:
+        args, flops = _conv2d_inputs(n)
     rows, previous = [], None
     for rung in rungs(family):
+        if rung.unavailable:
+            continue
         start = time.perf_counter()
-        rung.fn(a, b)
+        rung.fn(*args)
         once = time.perf_counter() - start
-        seconds = once if once > skip_slower_than else _median_time(rung.fn, (a, b), min_time)
+        seconds = once if once > skip_slower_than else _median_time(rung.fn, args, min_time)
         rows.append({"name": rung.name, "idea": rung.idea, "seconds": seconds, "gflops": flops / seconds / 1e9,
                      "speedup": None if previous is None or rung.name == "v1" else previous / seconds})
         previous = seconds if rung.name != "ref" else None
@@ -117,10 +178,18 @@ def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
 def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
     """Print table(): one line per rung."""
     rows = table(family, n, min_time)
-    print_fn(f"{family} ladder, {n} x {n} x {n}, float32, {backend.get('cpu').get_num_threads()} threads")
-    print_fn(f"  {'rung':<5} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
+    problem = f"{n} x {n} x {n}" if family == "matmul" else f"{n} images 14x14x32, 64 filters 3x3, padding='same'"
+    print_fn(f"{family} ladder, {problem}, float32, {engine_threads()} threads")
+    print_fn(f"  {'rung':<6} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
     for row in rows:
         speedup = "" if row["speedup"] is None else f"{row['speedup']:.1f}x"
-        print_fn(f"  {row['name']:<5} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
+        print_fn(f"  {row['name']:<6} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
                  f"{row['of_ref']:>8.0%}  {row['idea']}")
+    for rung in rungs(family):
+        if rung.unavailable:
+            print_fn(f"  {rung.name:<6} {'-':>10} unavailable: {rung.unavailable}")
     return rows
+
+
+def engine_threads():
+    return backend.get("cpu").get_num_threads() if backend.available("cpu") else 1
