@@ -756,7 +756,8 @@ Array py_conv2d_forward(const std::string& where, ConvRung rung, py::handle x_ob
 }
 
 py::tuple py_conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle k_obj, const py::object& strides,
-                             const py::object& padding, const py::object& dilation, const py::object& data_format) {
+                             const py::object& padding, const py::object& dilation, const py::object& data_format,
+                             bool input_grad) {
     const std::string where = "conv2d_backward";
     ConvArgs a = conv_args(where, x_obj, k_obj, strides, padding, dilation, data_format);
     const engine::Window2d& g = a.g;
@@ -765,13 +766,13 @@ py::tuple py_conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle k_o
     ENGINE_CHECK(shape_of(dy) == expected, where.c_str(), "expected dy of shape ", shape_str(expected),
                  " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
     Array xs = nhwc_of(a.x, a.first), dys = nhwc_of(dy, a.first);
-    Array dx(Shape{g.N, g.H, g.W, g.C}), dkernel(shape_of(a.kernel)), dbias(Shape{a.F});
+    Array dx(input_grad ? Shape{g.N, g.H, g.W, g.C} : Shape{0}), dkernel(shape_of(a.kernel)), dbias(Shape{a.F});
     {
         py::gil_scoped_release nogil;
-        engine::conv2d_backward(dx.mutable_data(), dkernel.mutable_data(), dbias.mutable_data(), dys.data(), xs.data(),
-                                a.kernel.data(), g, a.F);
+        engine::conv2d_backward(input_grad ? dx.mutable_data() : nullptr, dkernel.mutable_data(), dbias.mutable_data(),
+                                dys.data(), xs.data(), a.kernel.data(), g, a.F);
     }
-    return py::make_tuple(layout_of(dx, a.first), dkernel, dbias);
+    return py::make_tuple(input_grad ? py::object(layout_of(dx, a.first)) : py::object(py::none()), dkernel, dbias);
 }
 
 // Pooling: x and its window, checked as in engine/ref/pool2d.py. channels_first runs as N * C one-channel
@@ -1099,7 +1100,9 @@ PYBIND11_MODULE(_cpu, m) {
           "y = conv2d(x, kernel) + bias by im2col + GEMM; x: (N, H, W, C) or (N, C, H, W), kernel: (KH, KW, C, F)");
     m.def("conv2d_backward", &py_conv2d_backward, arg("dy"), arg("x"), arg("kernel"), arg("strides") = py::make_tuple(1, 1),
           arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last",
-          "dx, dkernel, dbias = conv2d_backward(dy, x, kernel, ...): col2im for dx, one GEMM for dkernel");
+          arg("input_grad") = true,
+          "dx, dkernel, dbias = conv2d_backward(dy, x, kernel, ...): col2im for dx (None if not input_grad), one GEMM "
+          "for dkernel");
     m.def("maxpool2d_forward", &py_maxpool2d_forward, arg("x"), arg("pool_size") = py::make_tuple(2, 2),
           arg("strides") = py::none(), arg("padding") = "valid", arg("data_format") = "channels_last",
           "y, argmax = maxpool2d_forward(x, ...); argmax: int32 positions h * W + w (the first maximum)");

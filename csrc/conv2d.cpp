@@ -12,14 +12,15 @@
 //   conv2d_forward_v1   direct nested loops: for each output value, the sum over kh, kw, c. No copies,
 //                       no GEMM, one thread: the definition, and the speed of plain loops
 //   (the Cython rung, engine/_im2col_cython.pyx, and the NumPy reference sit between these two)
-//   conv2d_forward      im2col one block of output rows at a time into a buffer that stays in cache, then
+//   conv2d_forward      im2col one block (whole images, or rows of one large image) at a time into a buffer
+//                       that stays in cache, then
 //                       the packed SIMD GEMM (matmul_forward) writes the block's outputs, bias included.
 //                       OpenMP over blocks (each thread runs its GEMMs alone), or over the GEMM itself when
 //                       there are too few blocks to share.
 //
 // Determinism: blocks depend on the shape only; every output is written by one thread; the weight
-// gradient is one GEMM per group of images (groups fixed by the shape), added in group order; col2im
-// adds into one image on one thread, in a fixed order. The bits do not depend on the thread count.
+// gradient is summed in slices of images fixed by the shape, added in slice order; col2im adds into one
+// image on one thread, in a fixed order. The bits do not depend on the thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -33,16 +34,28 @@ namespace engine {
 
 // An im2col block holds about this many floats (256 KiB: it stays in L2 while the GEMM packs it).
 constexpr int64_t kColsBlock = int64_t{1} << 16;
-// The backward keeps whole images' columns for the weight-gradient GEMM, at most this many floats at a
-// time (64 MiB); more images than that are done in groups.
-constexpr int64_t kColsGroup = int64_t{1} << 24;
 
 static int64_t receptive(const Window2d& g) { return g.KH * g.KW * g.C; }
 
-// Output rows per block: at least one, as many as fit in kColsBlock.
-static int64_t block_rows(const Window2d& g) {
-    return std::max<int64_t>(1, std::min<int64_t>(g.OH, kColsBlock / std::max<int64_t>(1, g.OW * receptive(g))));
+// A block of im2col rows, about kColsBlock floats: whole images [n0, n1) when at least one fits, else output
+// rows [oh0, oh1) of one image. Its rows are consecutive rows of y and dy, from (n0 * OH + oh0) * OW on.
+struct Block { int64_t n0, n1, oh0, oh1; };
+
+static std::vector<Block> blocks_of(const Window2d& g, int64_t n0, int64_t n1) {
+    const int64_t row = g.OW * receptive(g), images = kColsBlock / std::max<int64_t>(1, g.OH * row);
+    std::vector<Block> out;
+    if (images >= 1) {
+        for (int64_t n = n0; n < n1; n += images) out.push_back({n, std::min(n1, n + images), 0, g.OH});
+        return out;
+    }
+    const int64_t rows = std::max<int64_t>(1, kColsBlock / std::max<int64_t>(1, row));
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t oh = 0; oh < g.OH; oh += rows) out.push_back({n, n + 1, oh, std::min(g.OH, oh + rows)});
+    return out;
 }
+
+static int64_t block_rows(const Window2d& g, const Block& b) { return (b.n1 - b.n0) * (b.oh1 - b.oh0) * g.OW; }
+static int64_t block_start(const Window2d& g, const Block& b) { return (b.n0 * g.OH + b.oh0) * g.OW; }
 
 static bool is_pointwise(const Window2d& g) {     // 1x1, stride 1, no padding: the input is already cols
     return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.pad_top == 0 && g.pad_left == 0 && g.OH == g.H &&
@@ -53,46 +66,71 @@ static bool is_pointwise(const Window2d& g) {     // 1x1, stride 1, no padding: 
 // im2col and col2im for one image (x: H x W x C) and output rows [oh0, oh1). Row (oh - oh0) * OW + ow of
 // cols is the receptive field of output pixel (oh, ow): KH * KW runs of C values, zeros in the padding.
 
+// The output columns [lo, hi) whose tap at input column `offset` + ow * SW lies inside the image.
+static void inside_columns(const Window2d& g, int64_t offset, int64_t* lo, int64_t* hi) {
+    *lo = offset >= 0 ? 0 : std::min(g.OW, (-offset + g.SW - 1) / g.SW);
+    *hi = offset >= g.W ? 0 : std::min(g.OW, (g.W - 1 - offset) / g.SW + 1);
+    *hi = std::max(*hi, *lo);
+}
+
 void im2col(float* cols, const float* x, const Window2d& g, int64_t oh0, int64_t oh1) {
+    // Loops: output row, kernel row, kernel column, then the output columns; the columns whose tap falls in the
+    // padding are worked out once per kernel column, so the copy loop has no bounds checks.
     const int64_t C = g.C, KKC = receptive(g);
-    for (int64_t oh = oh0; oh < oh1; oh++)
-        for (int64_t ow = 0; ow < g.OW; ow++) {
-            float* row = cols + ((oh - oh0) * g.OW + ow) * KKC;
-            for (int64_t kh = 0; kh < g.KH; kh++) {
-                const int64_t ih = oh * g.SH - g.pad_top + kh * g.DH;
-                float* dst = row + kh * g.KW * C;
-                if (ih < 0 || ih >= g.H) {
-                    std::fill(dst, dst + g.KW * C, 0.0f);
-                    continue;
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        float* out_row = cols + (oh - oh0) * g.OW * KKC;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+            const int64_t ih = oh * g.SH - g.pad_top + kh * g.DH;
+            for (int64_t kw = 0; kw < g.KW; kw++) {
+                float* dst = out_row + (kh * g.KW + kw) * C;
+                const int64_t offset = kw * g.DW - g.pad_left;      // input column of output column 0's tap
+                int64_t lo = g.OW, hi = g.OW;
+                if (ih >= 0 && ih < g.H) inside_columns(g, offset, &lo, &hi);
+                const int64_t first = ih * g.W + offset;             // x pixel of output column 0 (if inside)
+                for (int64_t ow = 0; ow < lo; ow++) std::fill(dst + ow * KKC, dst + ow * KKC + C, 0.0f);
+                if (C == 1) {                    // one value: a memcpy call per value would cost more than the copy
+                    for (int64_t ow = lo; ow < hi; ow++) dst[ow * KKC] = x[first + ow * g.SW];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        std::memcpy(dst + ow * KKC, x + (first + ow * g.SW) * C, C * sizeof(float));
                 }
-                for (int64_t kw = 0; kw < g.KW; kw++) {
-                    const int64_t iw = ow * g.SW - g.pad_left + kw * g.DW;
-                    if (iw < 0 || iw >= g.W)
-                        std::fill(dst + kw * C, dst + (kw + 1) * C, 0.0f);
-                    else
-                        std::memcpy(dst + kw * C, x + (ih * g.W + iw) * C, C * sizeof(float));
-                }
+                for (int64_t ow = hi; ow < g.OW; ow++) std::fill(dst + ow * KKC, dst + ow * KKC + C, 0.0f);
             }
         }
+    }
 }
 
 void col2im(float* dx, const float* cols, const Window2d& g, int64_t oh0, int64_t oh1) {
-    const int64_t C = g.C, KKC = receptive(g);
-    for (int64_t oh = oh0; oh < oh1; oh++)
-        for (int64_t ow = 0; ow < g.OW; ow++) {
-            const float* row = cols + ((oh - oh0) * g.OW + ow) * KKC;
-            for (int64_t kh = 0; kh < g.KH; kh++) {
-                const int64_t ih = oh * g.SH - g.pad_top + kh * g.DH;
-                if (ih < 0 || ih >= g.H) continue;
-                for (int64_t kw = 0; kw < g.KW; kw++) {
-                    const int64_t iw = ow * g.SW - g.pad_left + kw * g.DW;
-                    if (iw < 0 || iw >= g.W) continue;
-                    const float* src = row + (kh * g.KW + kw) * C;
-                    float* dst = dx + (ih * g.W + iw) * C;
-                    for (int64_t c = 0; c < C; c++) dst[c] += src[c];
+    const int64_t C = g.C, KKC = receptive(g);           // im2col's loops, adding instead of copying
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        const float* in_row = cols + (oh - oh0) * g.OW * KKC;
+        for (int64_t kh = 0; kh < g.KH; kh++) {
+            const int64_t ih = oh * g.SH - g.pad_top + kh * g.DH;
+            if (ih < 0 || ih >= g.H) continue;
+            for (int64_t kw = 0; kw < g.KW; kw++) {
+                const float* src = in_row + (kh * g.KW + kw) * C;
+                const int64_t offset = kw * g.DW - g.pad_left;
+                int64_t lo, hi;
+                inside_columns(g, offset, &lo, &hi);
+                const int64_t first = ih * g.W + offset;
+                for (int64_t ow = lo; ow < hi; ow++) {
+                    float* dst = dx + (first + ow * g.SW) * C;
+                    for (int64_t c = 0; c < C; c++) dst[c] += src[ow * KKC + c];
                 }
             }
         }
+    }
+}
+
+// The same for a block: each of its images in turn.
+static void im2col_block(float* cols, const float* x, const Window2d& g, const Block& b) {
+    const int64_t image = g.H * g.W * g.C, per_image = (b.oh1 - b.oh0) * g.OW * receptive(g);
+    for (int64_t n = b.n0; n < b.n1; n++) im2col(cols + (n - b.n0) * per_image, x + n * image, g, b.oh0, b.oh1);
+}
+
+static void col2im_block(float* dx, const float* cols, const Window2d& g, const Block& b) {
+    const int64_t image = g.H * g.W * g.C, per_image = (b.oh1 - b.oh0) * g.OW * receptive(g);
+    for (int64_t n = b.n0; n < b.n1; n++) col2im(dx + n * image, cols + (n - b.n0) * per_image, g, b.oh0, b.oh1);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -121,41 +159,56 @@ void conv2d_forward(float* y, const float* x, const float* kernel, const float* 
         block_gemm(y, x, kernel, bias, g.N * pixels, K, F);
         return;
     }
-    const int64_t rows_per_block = block_rows(g), per_image = (g.OH + rows_per_block - 1) / rows_per_block;
-    const int64_t blocks = g.N * per_image;
-    auto run = [&](int64_t b, std::vector<float>& cols) {
-        const int64_t n = b / per_image, oh0 = (b % per_image) * rows_per_block;
-        const int64_t oh1 = std::min(g.OH, oh0 + rows_per_block), rows = (oh1 - oh0) * g.OW;
-        cols.resize(rows * K);
-        im2col(cols.data(), x + n * g.H * g.W * g.C, g, oh0, oh1);
-        block_gemm(y + (n * pixels + oh0 * g.OW) * F, cols.data(), kernel, bias, rows, K, F);
+    const std::vector<Block> blocks = blocks_of(g, 0, g.N);
+    auto run = [&](const Block& b, std::vector<float>& cols) {
+        cols.resize(block_rows(g, b) * K);
+        im2col_block(cols.data(), x, g, b);
+        block_gemm(y + block_start(g, b) * F, cols.data(), kernel, bias, block_rows(g, b), K, F);
     };
-    if (share_blocks(blocks, g.N * pixels * K * F)) {
+    const int64_t count = static_cast<int64_t>(blocks.size());
+    if (share_blocks(count, g.N * pixels * K * F)) {
         #pragma omp parallel
         {
             std::vector<float> cols;
             #pragma omp for schedule(static)
-            for (int64_t b = 0; b < blocks; b++) run(b, cols);
+            for (int64_t b = 0; b < count; b++) run(blocks[b], cols);
         }
     } else {
         std::vector<float> cols;
-        for (int64_t b = 0; b < blocks; b++) run(b, cols);
+        for (const Block& b : blocks) run(b, cols);
     }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Backward: dbias = column sums of dY, dkernel = cols^T @ dY, dx = col2im(dY @ kernel^T).
+// Backward: dbias = column sums of dY, dkernel = cols^T @ dY, dx = col2im(dY @ kernel^T) (skipped when dx is
+// nullptr: the first layer of a network needs no gradient for its input).
 
-// dx of one image: block by block, dcols = dY rows @ kernel^T, then col2im adds them into dx.
-static void image_input_grad(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F,
-                             std::vector<float>& dcols) {
-    const int64_t K = receptive(g), rows_per_block = block_rows(g);
-    std::fill(dx, dx + g.H * g.W * g.C, 0.0f);
-    for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows_per_block) {
-        const int64_t oh1 = std::min(g.OH, oh0 + rows_per_block), rows = (oh1 - oh0) * g.OW;
+// The weight gradient is a sum over images. The images are cut into at most kSlices slices (by the shape, never
+// by the thread count); each slice sums its own partial dkernel, one image block at a time, and the partials are
+// added in slice order at the end: the same bits for any number of threads. The partials take at most
+// kPartialFloats floats (fewer slices for a large kernel).
+constexpr int64_t kSlices = 16;
+constexpr int64_t kPartialFloats = int64_t{1} << 22;
+
+// One slice of images [n0, n1): per block, im2col (kept in cache), dkernel (+)= cols^T @ dY,
+// and (when dx is wanted) dcols = dY @ kernel^T, which col2im adds into the image's dx.
+static void backward_slice(float* dx, float* dkernel, const float* dy, const float* x, const float* kernel,
+                           const Window2d& g, int64_t F, int64_t n0, int64_t n1, std::vector<float>& cols,
+                           std::vector<float>& dcols) {
+    const int64_t K = receptive(g), image = g.H * g.W * g.C;
+    bool first = true;
+    for (const Block& b : blocks_of(g, n0, n1)) {
+        const int64_t rows = block_rows(g, b);
+        const float* dy_block = dy + block_start(g, b) * F;
+        cols.resize(rows * K);
+        im2col_block(cols.data(), x, g, b);
+        matmul_forward(dkernel, cols.data(), dy_block, K, F, rows, true, false, !first);   // cols^T @ dY
+        first = false;
+        if (dx == nullptr) continue;
+        if (b.oh0 == 0) std::fill(dx + b.n0 * image, dx + b.n1 * image, 0.0f);      // the block's images start here
         dcols.resize(rows * K);
-        matmul_forward(dcols.data(), dy + oh0 * g.OW * F, kernel, rows, K, F, false, true, false);
-        col2im(dx, dcols.data(), g, oh0, oh1);
+        matmul_forward(dcols.data(), dy_block, kernel, rows, K, F, false, true, false);    // dY @ kernel^T
+        col2im_block(dx, dcols.data(), g, b);
     }
 }
 
@@ -165,36 +218,38 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
     if (dbias != nullptr) bias_add_backward(dbias, dy, g.N * pixels, F);
     if (g.N == 0 || pixels == 0 || F == 0 || K == 0) {              // sums over nothing are zero
         std::fill(dkernel, dkernel + K * F, 0.0f);
-        std::fill(dx, dx + g.N * image, 0.0f);
+        if (dx != nullptr) std::fill(dx, dx + g.N * image, 0.0f);
         return;
     }
     if (is_pointwise(g)) {
         matmul_forward(dkernel, x, dy, K, F, g.N * pixels, true, false, false);    // x^T @ dY
-        matmul_forward(dx, dy, kernel, g.N * pixels, K, F, false, true, false);    // dY @ kernel^T
+        if (dx != nullptr) matmul_forward(dx, dy, kernel, g.N * pixels, K, F, false, true, false);  // dY @ kernel^T
         return;
     }
-    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(g.N, kColsGroup / (pixels * K)));
-    std::vector<float> cols(group * pixels * K);
-    for (int64_t n0 = 0; n0 < g.N; n0 += group) {
-        const int64_t n1 = std::min(g.N, n0 + group);
-        auto run = [&](int64_t n, std::vector<float>& dcols) {
-            im2col(cols.data() + (n - n0) * pixels * K, x + n * image, g, 0, g.OH);
-            image_input_grad(dx + n * image, dy + n * pixels * F, kernel, g, F, dcols);
-        };
-        if (share_blocks(n1 - n0, (n1 - n0) * pixels * K * F)) {
-            #pragma omp parallel
-            {
-                std::vector<float> dcols;
-                #pragma omp for schedule(static)
-                for (int64_t n = n0; n < n1; n++) run(n, dcols);
-            }
-        } else {
-            std::vector<float> dcols;
-            for (int64_t n = n0; n < n1; n++) run(n, dcols);
+    const int64_t slices = std::max<int64_t>(1, std::min({g.N, kSlices, kPartialFloats / (K * F)}));
+    std::vector<float> partial(slices * K * F);
+    auto run = [&](int64_t s, std::vector<float>& cols, std::vector<float>& dcols) {
+        backward_slice(dx, partial.data() + s * K * F, dy, x, kernel, g, F, g.N * s / slices, g.N * (s + 1) / slices,
+                       cols, dcols);
+    };
+    if (share_blocks(slices, g.N * pixels * K * F)) {
+        #pragma omp parallel
+        {
+            std::vector<float> cols, dcols;
+            #pragma omp for schedule(static)
+            for (int64_t s = 0; s < slices; s++) run(s, cols, dcols);
         }
-        // dkernel (K, F) (+)= cols^T (K, rows) @ dY (rows, F), rows = every pixel of the group
-        matmul_forward(dkernel, cols.data(), dy + n0 * pixels * F, K, F, (n1 - n0) * pixels, true, false, n0 > 0);
+    } else {                                     // few slices: one after another, each GEMM on the whole team
+        std::vector<float> cols, dcols;
+        for (int64_t s = 0; s < slices; s++) run(s, cols, dcols);
     }
+    parallel_chunks(K * F, slices, [&](int64_t lo, int64_t hi) {      // dkernel = the partials, added in order
+        for (int64_t i = lo; i < hi; i++) {
+            float sum = partial[i];
+            for (int64_t s = 1; s < slices; s++) sum += partial[s * K * F + i];
+            dkernel[i] = sum;
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------------

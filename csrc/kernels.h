@@ -100,7 +100,7 @@ struct Window2d {
 // y (N, OH, OW, F) = im2col(x) @ kernel + bias (bias may be nullptr). conv2d_forward_v1: the direct loops.
 void conv2d_forward(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
 void conv2d_forward_v1(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
-// dx (N, H, W, C), dkernel (KH, KW, C, F), dbias (F,) (nullptr: not wanted) from dy (N, OH, OW, F).
+// dx (N, H, W, C), dkernel (KH, KW, C, F), dbias (F,) from dy (N, OH, OW, F); dx or dbias nullptr: not wanted.
 void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, const float* x, const float* kernel,
                      const Window2d& g, int64_t F);
 // One image, output rows [oh0, oh1): cols ((oh1 - oh0) * OW, KH * KW * C); col2im adds cols back into dx.

@@ -52,9 +52,11 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Window2d
                 const float* __restrict v = xi + (h * g.W + w) * C;
                 const int32_t pos = static_cast<int32_t>(h * g.W + w);
                 for (int64_t c = 0; c < C; c++) {
-                    // strictly larger wins (ties keep the first); a NaN wins over any number
-                    const bool take = v[c] > best[c] || (v[c] != v[c] && best[c] == best[c]);
-                    best[c] = take ? v[c] : best[c];
+                    // strictly larger wins (ties keep the first); a NaN wins over any number. Bitwise & and |
+                    // (no short-circuit branches) let the compiler turn the loop into vector compares and blends.
+                    const float vc = v[c], bc = best[c];
+                    const bool take = (vc > bc) | ((vc != vc) & (bc == bc));
+                    best[c] = take ? vc : bc;
                     where[c] = take ? pos : where[c];
                 }
             }

@@ -586,7 +586,7 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     y = k.conv2d_forward(image.data, w.data, None if b is None else b.data, *args)
 
     def backward(g):
-        grads = k.conv2d_backward(g, image.data, w.data, *args)          # dx, dkernel, dbias
+        grads = k.conv2d_backward(g, image.data, w.data, *args, image.requires_grad)   # dx (or None), dkernel, dbias
         return grads if b is not None else grads[:2]
     out = result(y, (image, w) if b is None else (image, w, b), backward, "conv2d")
     return _from_image(out, was_sequence, data_format)

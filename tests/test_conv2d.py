@@ -225,3 +225,13 @@ def test_ops_conv_records_the_kernels_and_gradients_flow():
     _close(x.grad.numpy(), dx, 4)
     _close(w.grad.numpy(), dw, 40)
     _close(b.grad.numpy(), db, 40)
+
+
+def test_input_grad_false_skips_dx(backend):
+    x, w, _ = _inputs((7, 6), (3, 3), "channels_last")
+    dy = random_f32(2, 4, 3, 4, seed=6)
+    full = backend.conv2d_backward(dy, x, w, 2, "same")
+    dx, dw, db = backend.conv2d_backward(dy, x, w, 2, "same", 1, "channels_last", False)
+    assert dx is None
+    np.testing.assert_array_equal(dw, full[1])
+    np.testing.assert_array_equal(db, full[2])

@@ -202,10 +202,11 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
 
 
 def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                    data_format="channels_last"):
+                    data_format="channels_last", input_grad=True):
     """With Y = cols @ K + b (cols = im2col(x), K the kernel as (KH*KW*C, F)):
         dK = cols^T @ dY,   dcols = dY @ K^T,   dx = col2im(dcols),   dbias = sum of dY over n, oh, ow.
-    dy: the forward output's shape -> dx: x.shape, dkernel: kernel.shape, dbias: (F,)"""
+    dy: the forward output's shape -> dx: x.shape (None when input_grad is False: a network's first layer
+    needs no gradient for its input), dkernel: kernel.shape, dbias: (F,)"""
     where = "conv2d_backward"
     N, H, W, C, (OH, OW), pads = _setup(where, x, kernel, strides, padding, dilation_rate, data_format)
     floats(where, "dy", dy)
@@ -216,8 +217,10 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     dy2 = to_nhwc(dy, data_format).reshape(N * OH * OW, F)                               # (M, F)
     cols = im2col(xs, (KH, KW), strides, pads, dilation_rate, (OH, OW)).reshape(N * OH * OW, KH * KW * C)
     dkernel = (cols.T @ dy2).reshape(kernel.shape)
+    dbias = dy2.sum(axis=0, dtype=np.float64).astype(dy.dtype)
+    if not input_grad:
+        return None, dkernel, dbias
     dcols = (dy2 @ kernel.reshape(KH * KW * C, F).T).reshape(N, OH, OW, KH, KW, C)
     dx = col2im(dcols, xs.shape, strides, pads, dilation_rate)
-    dbias = dy2.sum(axis=0, dtype=np.float64).astype(dy.dtype)
     return from_nhwc(dx, data_format), dkernel, dbias
 
