@@ -13,8 +13,8 @@
 //                       no GEMM, one thread: the definition, and the speed of plain loops
 //   (the Cython rung, engine/_im2col_cython.pyx, and the NumPy reference sit between these two)
 //   conv2d_forward      im2col one block (whole images, or rows of one large image) at a time into a buffer
-//                       that stays in cache, then
-//                       the packed SIMD GEMM (matmul_forward) writes the block's outputs, bias included.
+//                       that stays in cache, then the packed SIMD GEMM (matmul_forward) writes the block's
+//                       outputs, bias included.
 //                       OpenMP over blocks (each thread runs its GEMMs alone), or over the GEMM itself when
 //                       there are too few blocks to share.
 //

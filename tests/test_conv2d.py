@@ -3,6 +3,7 @@ kernel size x odd input sizes x both layouts; gradients (reference vs finite dif
 reference); edge shapes; thread-count determinism; bad input."""
 import itertools
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -235,3 +236,14 @@ def test_input_grad_false_skips_dx(backend):
     assert dx is None
     np.testing.assert_array_equal(dw, full[1])
     np.testing.assert_array_equal(db, full[2])
+
+
+def test_ladder_lists_the_cython_rung_as_unavailable_without_the_extension(monkeypatch):
+    monkeypatch.setitem(sys.modules, "engine._im2col_cython", None)       # as if Cython had been absent
+    monkeypatch.delattr(engine, "_im2col_cython", raising=False)
+    rung = next(r for r in ladder.rungs("conv2d") if r.name == "cython")
+    assert "engine._im2col_cython was not built" in rung.unavailable and "pip install Cython" in rung.unavailable
+    lines = []
+    rows = ladder.print_table("conv2d", n=1, min_time=0.0, print_fn=lines.append)
+    assert [r["name"] for r in rows] == ["ref", "v1", "v2"]
+    assert any(line.split()[:3] == ["cython", "-", "unavailable:"] for line in lines)
