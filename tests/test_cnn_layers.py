@@ -93,6 +93,24 @@ def test_conv1d_contract_and_causal_padding():
     np.testing.assert_array_equal(layer(x2).numpy()[:, :-1], y.numpy()[:, :-1])
     check_layer(layers.Conv1D, {"filters": 2, "kernel_size": 4, "strides": 3, "padding": "same", "groups": 2},
                 (3, 11, 4), (3, 4, 2))
+    first, xf, yf = check_layer(layers.Conv1D, {"filters": 2, "kernel_size": 3, "data_format": "channels_first"},
+                                (2, 4, 9), (2, 2, 7))
+    kernel, bias = first.get_weights()
+    expect = np_conv2d(xf.transpose(0, 2, 1)[:, None], kernel[None], bias, (1, 1), (1, 1), (0, 0, 0, 0))[:, 0]
+    np.testing.assert_allclose(yf.numpy(), expect.transpose(0, 2, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_ops_pool_sequences_and_pad():
+    x = random_f32(2, 9, 3)                                              # (N, L, C)
+    np.testing.assert_array_equal(ops.max_pool(x, 3).numpy(), x.reshape(2, 3, 3, 3).max(axis=2))
+    np.testing.assert_allclose(ops.average_pool(x, 2, 1).numpy(), (x[:, 1:] + x[:, :-1]) / 2, rtol=1e-6)
+    t = engine.tensor(random_f32(2, 3), requires_grad=True)
+    padded = ops.pad(t, ((1, 0), (2, 2)), constant_values=7.0)
+    assert padded.shape == (3, 7) and padded.numpy()[0, 0] == 7.0
+    ops.sum(padded * padded).backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 * t.numpy())
+    with pytest.raises(ValueError, match="pad: engine pads with a constant only"):
+        ops.pad(t, 1, mode="reflect")
 
 
 POOLING = [
