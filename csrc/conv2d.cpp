@@ -170,7 +170,7 @@ void conv2d_forward(float* y, const float* x, const float* kernel, const float* 
         #pragma omp parallel
         {
             std::vector<float> cols;
-            #pragma omp for schedule(static)
+            #pragma omp for schedule(dynamic, 1)      // a thread slowed by other work takes fewer blocks
             for (int64_t b = 0; b < count; b++) run(blocks[b], cols);
         }
     } else {
@@ -236,7 +236,7 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
         #pragma omp parallel
         {
             std::vector<float> cols, dcols;
-            #pragma omp for schedule(static)
+            #pragma omp for schedule(dynamic, 1)      // any thread may take any slice: the bits stay the same
             for (int64_t s = 0; s < slices; s++) run(s, cols, dcols);
         }
     } else {                                     // few slices: one after another, each GEMM on the whole team
