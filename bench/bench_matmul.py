@@ -85,3 +85,36 @@ def test_matmul_forward_transposed(benchmark, n, trans, impl):
     timed(benchmark, fn, x, y, trans_a, trans_b, group="matmul_forward_transposed",
           row=f"{n} {trans}", order=list(TRANSPOSES).index(trans), impl=impl, work=2 * n ** 3,
           row_name="n op")
+
+
+# The shapes the GEMM issue sets targets for, as (label, M, K, N, trans_a, trans_b) with the target: at least
+# this fraction of NumPy's speed (0.67 = no more than 1.5x NumPy's time per call, overhead included).
+# The digits MLP (64-128-64-10, batch 32): forward x @ W, and backward dx = dz @ W^T, dW = x^T @ dz.
+TARGETS = [
+    ("1024^3", 1024, 1024, 1024, False, False, 0.90), ("2048^3", 2048, 2048, 2048, False, False, 0.90),
+    ("256^3", 256, 256, 256, False, False, 0.80), ("4096x512 @ 512x512", 4096, 512, 512, False, False, 0.80),
+    ("64^3", 64, 64, 64, False, False, 0.67),
+    ("mlp fwd 32x64 @ 64x128", 32, 64, 128, False, False, 0.67),
+    ("mlp fwd 32x128 @ 128x64", 32, 128, 64, False, False, 0.67),
+    ("mlp fwd 32x64 @ 64x10", 32, 64, 10, False, False, 0.67),
+    ("mlp dx 32x128 @ (64x128)^T", 32, 128, 64, False, True, 0.67),
+    ("mlp dW (32x64)^T @ 32x128", 64, 32, 128, True, False, 0.67),
+    ("mlp dx 32x10 @ (64x10)^T", 32, 10, 64, False, True, 0.67),
+]
+
+
+@pytest.mark.parametrize("impl", ["cpu", "numpy", "torch"])
+@pytest.mark.parametrize("target", TARGETS, ids=[t[0] for t in TARGETS])
+def test_matmul_targets(benchmark, target, impl):
+    """The GEMM issue's target shapes: the summary's cpu/numpy column is the fraction of NumPy's speed (the
+    target for each row is in the benchmark's extra_info['target'])."""
+    label, M, K, N, trans_a, trans_b, goal = target
+    kernels = backend_or_skip(impl)
+    fn = kernels.kernel("matmul_forward")
+    a = random_f32(K, M, seed=1) if trans_a else random_f32(M, K, seed=1)
+    b = random_f32(N, K, seed=2) if trans_b else random_f32(K, N, seed=2)
+    x, y = kernels.prepare(a, b)
+    assert_gemm_close(kernels.to_numpy(fn(x, y, trans_a, trans_b)), a.T if trans_a else a, b.T if trans_b else b)
+    benchmark.extra_info["target"] = goal
+    timed(benchmark, fn, x, y, trans_a, trans_b, group="matmul_targets", row=label, order=TARGETS.index(target),
+          impl=impl, work=2 * M * N * K, row_name="shape")

@@ -198,6 +198,88 @@ py::tuple py_bias_add_backward(py::handle dy_obj) {
     return py::make_tuple(dy, dbias);            // dx = dy: the add passes the gradient through
 }
 
+// ------------------------------------------------------------------------------------------ dense
+
+// The activation names the fused dense kernels take, and the parameter each one uses.
+engine::Act activation_by_name(const std::string& where, const std::string& name, float negative_slope, float alpha,
+                               float* param) {
+    static const std::pair<const char*, engine::Act> names[] = {
+        {"linear", engine::Act::linear}, {"relu", engine::Act::relu}, {"leaky_relu", engine::Act::leaky_relu},
+        {"sigmoid", engine::Act::sigmoid}, {"tanh", engine::Act::tanh}, {"elu", engine::Act::elu},
+        {"gelu", engine::Act::gelu}, {"gelu_approximate", engine::Act::gelu_tanh}, {"silu", engine::Act::silu},
+        {"softplus", engine::Act::softplus}};
+    for (const auto& [n, act] : names)
+        if (name == n) {
+            *param = act == engine::Act::leaky_relu ? negative_slope : alpha;
+            return act;
+        }
+    engine::fail(where.c_str(), "expected activation in ['linear', 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'elu', "
+                 "'gelu', 'gelu_approximate', 'silu', 'softplus']. Received: activation='", name, "'");
+}
+
+struct DenseShape { int64_t N, D, U; Shape out; };
+
+DenseShape dense_shape(const std::string& where, const py::array& x, const py::array& w) {
+    ENGINE_CHECK(x.ndim() >= 1 && w.ndim() == 2 && x.shape(x.ndim() - 1) == w.shape(0), where.c_str(),
+                 "expected x of shape (..., D) and w of shape (D, U). Received: x.shape=", shape_str(shape_of(x)),
+                 ", w.shape=", shape_str(shape_of(w)));
+    DenseShape s{0, w.shape(0), w.shape(1), shape_of(x)};
+    s.N = s.D ? x.size() / s.D : product(s.out.begin(), s.out.end() - 1);
+    s.out.back() = s.U;
+    return s;
+}
+
+py::tuple py_dense_forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, const std::string& activation,
+                           float negative_slope, float alpha) {
+    const std::string where = "dense_forward";
+    Array x = input(x_obj, where, "x"), w = input(w_obj, where, "w");
+    const DenseShape s = dense_shape(where, x, w);
+    const bool has_bias = !bias_obj.is_none();
+    Array bias;                                  // an empty array when there is no bias: never read then
+    if (has_bias) {
+        bias = input(bias_obj, where, "bias");
+        ENGINE_CHECK(bias.ndim() == 1 && bias.shape(0) == s.U, where.c_str(), "expected bias of shape (", s.U,
+                     ",). Received: bias.shape=", shape_str(shape_of(bias)));
+    }
+    float param = 0.0f;
+    const engine::Act act = activation_by_name(where, activation, negative_slope, alpha, &param);
+    Array y(s.out);
+    Array z = engine::activation_needs_input(act, param) ? Array(s.out) : y;
+    {
+        py::gil_scoped_release nogil;
+        engine::dense_forward(y.mutable_data(), z.is(y) ? nullptr : z.mutable_data(), x.data(), w.data(),
+                              has_bias ? bias.data() : nullptr, s.N, s.D, s.U, act, param);
+    }
+    return py::make_tuple(y, z);
+}
+
+py::tuple py_dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle z_obj, py::handle y_obj,
+                            const std::string& activation, bool use_bias, float negative_slope, float alpha) {
+    const std::string where = "dense_backward";
+    Array dy = input(dy_obj, where, "dy"), x = input(x_obj, where, "x"), w = input(w_obj, where, "w"),
+          z = input(z_obj, where, "z"), y = input(y_obj, where, "y");
+    const DenseShape s = dense_shape(where, x, w);
+    ENGINE_CHECK(shape_of(dy) == s.out, where.c_str(), "expected dy of shape ", shape_str(s.out),
+                 " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+    check_same_shape(where, "y", y, "dy", dy);
+    check_same_shape(where, "z", z, "dy", dy);
+    float param = 0.0f;
+    const engine::Act act = activation_by_name(where, activation, negative_slope, alpha, &param);
+    Array dx(shape_of(x)), dw(shape_of(w));
+    py::object dbias = py::none();
+    Array dbias_array;
+    if (use_bias) {
+        dbias_array = Array(Shape{s.U});
+        dbias = dbias_array;
+    }
+    {
+        py::gil_scoped_release nogil;
+        engine::dense_backward(dx.mutable_data(), dw.mutable_data(), use_bias ? dbias_array.mutable_data() : nullptr,
+                               dy.data(), x.data(), w.data(), z.data(), y.data(), s.N, s.D, s.U, act, param);
+    }
+    return py::make_tuple(dx, dw, dbias);
+}
+
 // ------------------------------------------------------------------------------------------ activations
 
 using Forward = std::function<void(float*, const float*, int64_t)>;
@@ -962,6 +1044,13 @@ PYBIND11_MODULE(_cpu, m) {
           "c = op(a) @ op(b); a: (..., M, K) or (..., K, M) if trans_a; b: (..., K, N) or (..., N, K) if trans_b");
     m.def("matmul_backward", &py_matmul_backward, arg("dc"), arg("a"), arg("b"), arg("trans_a") = false,
           arg("trans_b") = false, "da, db = matmul_backward(dc, a, b, trans_a, trans_b)");
+    m.def("dense_forward", &py_dense_forward, arg("x"), arg("w"), arg("bias") = py::none(),
+          arg("activation") = "linear", arg("negative_slope") = 0.2f, arg("alpha") = 1.0f,
+          "y, z = dense_forward(x, w, bias, activation): y = act(x @ w + bias); z = x @ w + bias (or y itself when "
+          "the activation's derivative can be read from y)");
+    m.def("dense_backward", &py_dense_backward, arg("dy"), arg("x"), arg("w"), arg("z"), arg("y"),
+          arg("activation") = "linear", arg("use_bias") = true, arg("negative_slope") = 0.2f, arg("alpha") = 1.0f,
+          "dx, dw, dbias = dense_backward(dy, x, w, z, y, activation, use_bias)");
     m.def("bias_add_forward", &py_bias_add_forward, arg("x"), arg("bias"), "y = x + bias; x: (..., D), bias: (D,)");
     m.def("bias_add_backward", &py_bias_add_backward, arg("dy"), "dx, dbias = bias_add_backward(dy)");
 

@@ -2,7 +2,8 @@
 //   fail / ENGINE_CHECK   turn a broken precondition into std::invalid_argument (ValueError in Python)
 //   parallel_worth_it     the size below which a kernel stays serial (OpenMP wake-up costs 40 us+ here)
 //   Simd                  the SIMD paths a kernel may be compiled for; the active one is picked at run time
-//   ENGINE_AVX512 ...     target attributes that compile one function for one path
+//   ENGINE_AVX512 ...     target attributes that compile one function for one path; simd_dispatch runs a
+//                         loop compiled for the active path
 // Kernels never exit or abort: they throw, and pybind11 turns the exception into a Python error.
 #pragma once
 
@@ -57,11 +58,31 @@ Simd simd_active();
 void set_simd(Simd path);                        // throws if the CPU lacks `path`
 const char* simd_name(Simd path);
 
-// One function compiled for each path: the body is an always-inline template or function, and three
-// thin wrappers carry these attributes. The default build targets baseline x86-64 (SSE2).
+// One function compiled for each path: thin wrappers carry these attributes around an always-inline or
+// flattened body (simd_dispatch below does it for a lambda). The default build targets baseline x86-64.
 #define ENGINE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define ENGINE_AVX2 __attribute__((target("avx2,fma")))
 #define ENGINE_INLINE inline __attribute__((always_inline))
 #define ENGINE_FLATTEN __attribute__((flatten))        // inline every call inside this function
+
+// Run `body` (a lambda holding a loop) compiled for the active SIMD path: flatten inlines the lambda
+// into a copy of on_<path> built for that ISA, so its loop vectorises with AVX-512, AVX2 or SSE2. Copy
+// pointers into __restrict locals and functors into locals inside the lambda: the compiler may then
+// keep them in registers instead of reloading them after every store.
+template <class Body>
+ENGINE_AVX512 ENGINE_FLATTEN void on_avx512(const Body& body) { body(); }
+template <class Body>
+ENGINE_AVX2 ENGINE_FLATTEN void on_avx2(const Body& body) { body(); }
+template <class Body>
+ENGINE_FLATTEN void on_portable(const Body& body) { body(); }
+
+template <class Body>
+inline void simd_dispatch(const Body& body) {
+    switch (simd_active()) {
+        case Simd::avx512: on_avx512(body); break;
+        case Simd::avx2: on_avx2(body); break;
+        default: on_portable(body);
+    }
+}
 
 }  // namespace engine

@@ -15,19 +15,34 @@ namespace engine {
 void set_num_threads(int n);
 int get_num_threads();
 
+// The element-wise activations by name, for the fused Dense path (activation.cpp).
+enum class Act : int { linear, relu, leaky_relu, sigmoid, tanh, elu, gelu, gelu_tanh, silu, softplus };
+
 // matmul.cpp: C (M, N) = op(A) @ op(B); op(A) = A (M, K), or A^T with A stored (K, M) when trans_a.
 void matmul_forward_v1(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
 void matmul_forward_v2(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
 void matmul_forward_v3(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
 void matmul_forward_v4(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+// What a GEMM may do to each tile of C after its last K slice, while the tile is in cache: c = act(c +
+// bias[col]); pre (same layout as C), if not null, keeps c + bias. bias may be null.
+struct Epilogue { const float* bias; Act act; float param; float* pre; };
+void apply_epilogue(const Epilogue& e, float* ct, int64_t ldc, int64_t row0, int64_t col0, int64_t rows, int64_t cols);
 // The best rung, with transposes; accumulate adds into C instead of overwriting it.
 void matmul_forward(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                    bool trans_a, bool trans_b, bool accumulate);
+                    bool trans_a, bool trans_b, bool accumulate, const Epilogue* epilogue = nullptr);
 // c[i] = op(a[i]) @ op(b[i]) for i < batch; matrix i starts at a + i * a_step (a step of 0 shares one
 // matrix). c_step == 0 sums all products into one C, in order of i.
 void matmul_forward_batched(float* c, const float* a, const float* b, int64_t batch, int64_t a_step,
                             int64_t b_step, int64_t c_step, int64_t M, int64_t N, int64_t K, bool trans_a,
                             bool trans_b);
+// A dense layer, y (N, U) = act(x (N, D) @ w (D, U) + bias): one GEMM with the epilogue; z (may be null)
+// keeps x @ w + bias for activations whose derivative needs it (activation_needs_input).
+void dense_forward(float* y, float* z, const float* x, const float* w, const float* bias, int64_t N, int64_t D,
+                   int64_t U, Act act, float param);
+// dz = dy * act'(z); dbias = sum over rows of dz; dx = dz @ w^T; dw = x^T @ dz. z may be y (see above);
+// dbias may be null (no bias).
+void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w,
+                    const float* z, const float* y, int64_t N, int64_t D, int64_t U, Act act, float param);
 void bias_add_forward(float* y, const float* x, const float* bias, int64_t N, int64_t D);  // y, x: (N, D)
 void bias_add_backward(float* dbias, const float* dy, int64_t N, int64_t D);              // dbias: (D,)
 
@@ -52,6 +67,14 @@ void silu_forward(float* y, const float* x, int64_t n);
 void silu_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
 void softplus_forward(float* y, const float* x, int64_t n);
 void softplus_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n);
+
+// activation.cpp, the Dense path: activations by enum (Act, above).
+// c = act(c + bias) on a rows x cols tile (row stride ldc); pre (row stride ld_pre) keeps c + bias if not null.
+void bias_activation_tile(float* c, int64_t ldc, float* pre, int64_t ld_pre, int64_t rows, int64_t cols,
+                          const float* bias, Act act, float param);
+// dz = dy * act'(z), given z and y = act(z) (z may be y itself when activation_needs_input is false).
+void activation_backward(float* dz, const float* dy, const float* z, const float* y, int64_t n, Act act, float param);
+bool activation_needs_input(Act act, float param);
 
 // attention.cpp: softmax and log-softmax along the middle axis of x viewed as (A, D, B).
 void softmax_forward(float* y, const float* x, int64_t A, int64_t D, int64_t B);

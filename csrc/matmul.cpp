@@ -1,18 +1,23 @@
-// csrc/matmul.cpp (namespace engine): matrix multiply, C = op(A) @ op(B), and the bias add of a dense layer.
+// csrc/matmul.cpp (namespace engine): matrix multiply, C = op(A) @ op(B); the dense layer (the product with a
+// bias + activation epilogue, and its backward); the bias add.
 // Matches engine/ref/matmul.py. Dimensions: M rows of C, N columns of C, K the shared (summed) dimension.
 // All matrices are row-major and contiguous; op(A) is A (M, K), or A^T when A is stored (K, M) and
 // trans_a is set; the same for B. Transposed operands are read in place, never copied out.
 //
-// The ladder (each rung is bound in engine.ladder and tested against the reference):
-//   matmul_forward_v1   naive i-j-k loops: the definition, one dot product per output
-//   matmul_forward_v2   i-k-j order: the inner loop walks rows of B and C with unit stride, so it
-//                       vectorises; OpenMP over rows of C
-//   matmul_forward_v3   cache blocking: tiles of C, K in slices, so the B tile stays in cache while it
-//                       is reused; OpenMP over tiles of C
-//   matmul_forward_v4   packing + register-blocked micro-kernel (the GotoBLAS/BLIS design): copy a slice
-//                       of B and a block of A into contiguous panels, then an MR x NR tile of C lives in
-//                       SIMD registers for a whole K slice. SIMD path chosen at run time (AVX-512,
-//                       AVX2+FMA, portable); OpenMP over tiles of C. This is matmul_forward.
+// The ladder (each rung is bound in engine.ladder and tested against the reference). GFLOP/s measured on
+// the 2-core AVX-512 test machine, 256 x 256 x 256, 2 threads, medians (`python -m engine.tour matmul`;
+// NumPy/OpenBLAS in the same run: 181):
+//   matmul_forward_v1     2.5  naive i-j-k loops: the definition, one dot product per output
+//   matmul_forward_v2      48  i-k-j order: the inner loop walks rows of B and C with unit stride, so it
+//                              vectorises; OpenMP over rows of C
+//   matmul_forward_v3      48  cache blocking: tiles of C, K in slices, so the B tile stays in cache while it
+//                              is reused; OpenMP over tiles of C. No faster than v2 here, at 256 or 1024:
+//                              each multiply-add still loads and stores C, and that, not memory, is the limit
+//   matmul_forward_v4     194  packing + register-blocked micro-kernel (the GotoBLAS/BLIS design): copy a
+//                              slice of B and a block of A into contiguous panels, then an MR x NR tile of C
+//                              lives in SIMD registers for a whole K slice. SIMD path chosen at run time
+//                              (AVX-512, AVX2+FMA, portable); OpenMP over tiles of C. This is matmul_forward,
+//                              with transposed operands, stacks of matrices and a bias + activation epilogue.
 //
 // Determinism: every rung gives each element of C to exactly one thread, and that thread adds the
 // products in a fixed order of k (slice by slice), so the bits do not depend on the thread count.
@@ -89,8 +94,9 @@ void matmul_forward_v3(float* c, const float* a, const float* b, int64_t M, int6
 // Loops (outermost first):  jc: N in blocks of NC  ->  pc: K in slices of KC (pack B: KC x NC)
 //                           ic: M in blocks of MC (pack A: MC x KC)  ->  jr, ir: MR x NR tiles of C
 // Packed A: MR-row panels, each stored k-major (ap[k * MR + r]); packed B: NR-column panels, each
-// stored k-major (bp[k * NR + s]). The micro-kernel then reads both with unit stride, and rows or
-// columns past the matrix edge are packed as zeros so the kernel never branches.
+// stored k-major (bp[k * NR + s]). The micro-kernel reads both with unit stride; rows past the matrix
+// edge are packed as zeros, so it never branches on them. A small B (it fits in L2 and is not
+// transposed) is read in place instead of packed: packing would cost more than it saves.
 
 struct Blocking { int64_t MR, NR, MC, KC, NC; };
 
@@ -125,17 +131,24 @@ static void pack_b(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc
     }
 }
 
-// Micro-kernels: tile (MR, NR) of C = sum over k of ap[k, :]^T bp[k, :], then C = tile (overwrite)
-// or C += tile. The accumulators are local arrays of vectors; with the loops fully unrolled the
-// compiler keeps every one of them in a register.
-ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                                       bool overwrite) {
+// Micro-kernels: the rows x cols (at most MR x NR) tile of C = sum over k of ap[k, :]^T b[k, :], written
+// over C (overwrite) or added to it. ap: a packed A panel. b: row k at b + k * b_rs, either a packed B
+// panel (b_rs = NR) or B itself (b_rs = its row length). Full = every column of the tile exists; an edge
+// tile (Full = false) masks its loads and stores so nothing past the matrix is read or written. The
+// accumulators are local arrays of vectors; fully unrolled, every one of them stays in a register.
+template <bool Full>
+ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+                                       int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 12;                       // 12 x 32: 24 zmm accumulators + 2 for B + 1 for A
+    const __mmask16 m0 = Full || cols >= 16 ? 0xffff : static_cast<__mmask16>((1u << cols) - 1);
+    const __mmask16 m1 = Full || cols >= 32 ? 0xffff : cols <= 16 ? 0 : static_cast<__mmask16>((1u << (cols - 16)) - 1);
     __m512 acc0[MR], acc1[MR];
     #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);
+        const float* bk = b + k * b_rs;
+        const __m512 b0 = Full ? _mm512_loadu_ps(bk) : _mm512_maskz_loadu_ps(m0, bk);
+        const __m512 b1 = Full ? _mm512_loadu_ps(bk + 16) : _mm512_maskz_loadu_ps(m1, bk + 16);
         #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
             const __m512 ar = _mm512_set1_ps(ap[k * MR + r]);
@@ -145,24 +158,57 @@ ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float*
     }
     #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
         float* cr = c + r * ldc;
         if (!overwrite) {
-            acc0[r] = _mm512_add_ps(acc0[r], _mm512_loadu_ps(cr));
-            acc1[r] = _mm512_add_ps(acc1[r], _mm512_loadu_ps(cr + 16));
+            acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(m0, cr));
+            acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
         }
-        _mm512_storeu_ps(cr, acc0[r]);
-        _mm512_storeu_ps(cr + 16, acc1[r]);
+        _mm512_mask_storeu_ps(cr, m0, acc0[r]);
+        _mm512_mask_storeu_ps(cr + 16, m1, acc1[r]);
     }
 }
 
-ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                                   bool overwrite) {
+// The half-width edge kernel (12 x 16): for a last panel of at most 16 columns (a 10-class output
+// layer), it does half the work of the 12 x 32 kernel with its loads masked.
+ENGINE_AVX512 static void micro_avx512_half(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+                                            int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
+    constexpr int MR = 12;
+    const __mmask16 m0 = cols >= 16 ? 0xffff : static_cast<__mmask16>((1u << cols) - 1);
+    __m512 acc[MR];
+    #pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * b_rs);
+        #pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[k * MR + r]), b0, acc[r]);
+    }
+    #pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        float* cr = c + r * ldc;
+        if (!overwrite) acc[r] = _mm512_add_ps(acc[r], _mm512_maskz_loadu_ps(m0, cr));
+        _mm512_mask_storeu_ps(cr, m0, acc[r]);
+    }
+}
+
+ENGINE_AVX2 static inline __m256i avx2_mask(int64_t count) {   // lanes 0 .. count-1 on
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(8, count)))),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+template <bool Full>
+ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+                                   int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 6;                        // 6 x 16: 12 ymm accumulators + 2 for B + 1 for A
+    const __m256i m0 = avx2_mask(Full ? 8 : cols), m1 = avx2_mask(Full ? 8 : cols - 8);
     __m256 acc0[MR], acc1[MR];
     #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_loadu_ps(bp + k * 16), b1 = _mm256_loadu_ps(bp + k * 16 + 8);
+        const float* bk = b + k * b_rs;
+        const __m256 b0 = Full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
+        const __m256 b1 = Full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
         #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             const __m256 ar = _mm256_set1_ps(ap[k * MR + r]);
@@ -172,40 +218,67 @@ ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* bp,
     }
     #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
         float* cr = c + r * ldc;
         if (!overwrite) {
-            acc0[r] = _mm256_add_ps(acc0[r], _mm256_loadu_ps(cr));
-            acc1[r] = _mm256_add_ps(acc1[r], _mm256_loadu_ps(cr + 8));
+            acc0[r] = _mm256_add_ps(acc0[r], _mm256_maskload_ps(cr, m0));
+            acc1[r] = _mm256_add_ps(acc1[r], _mm256_maskload_ps(cr + 8, m1));
         }
-        _mm256_storeu_ps(cr, acc0[r]);
-        _mm256_storeu_ps(cr + 8, acc1[r]);
+        _mm256_maskstore_ps(cr, m0, acc0[r]);
+        _mm256_maskstore_ps(cr + 8, m1, acc1[r]);
     }
 }
 
-static void micro_portable(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                           bool overwrite) {
+ENGINE_AVX2 static void micro_avx2_half(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+                                        int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
+    constexpr int MR = 6;                        // 6 x 8: the AVX2 twin of micro_avx512_half
+    const __m256i m0 = avx2_mask(cols);
+    __m256 acc[MR];
+    #pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_maskload_ps(b + k * b_rs, m0);
+        #pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(ap[k * MR + r]), b0, acc[r]);
+    }
+    #pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        float* cr = c + r * ldc;
+        if (!overwrite) acc[r] = _mm256_add_ps(acc[r], _mm256_maskload_ps(cr, m0));
+        _mm256_maskstore_ps(cr, m0, acc[r]);
+    }
+}
+
+template <bool Full>
+static void micro_portable(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c, int64_t ldc,
+                           int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 4, NR = 8;                // plain loops; the compiler vectorises them with SSE2
+    const int64_t width = Full ? NR : cols;
     float acc[MR][NR] = {};
     for (int64_t k = 0; k < kc; k++)
         for (int r = 0; r < MR; r++)
-            for (int s = 0; s < NR; s++) acc[r][s] += ap[k * MR + r] * bp[k * NR + s];
-    for (int r = 0; r < MR; r++)
-        for (int s = 0; s < NR; s++) c[r * ldc + s] = overwrite ? acc[r][s] : c[r * ldc + s] + acc[r][s];
+            for (int64_t s = 0; s < width; s++) acc[r][s] += ap[k * MR + r] * b[k * b_rs + s];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t s = 0; s < width; s++) c[r * ldc + s] = overwrite ? acc[r][s] : c[r * ldc + s] + acc[r][s];
 }
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, bool);
+using MicroKernel = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int64_t, int64_t, bool);
 
-struct Path { MicroKernel micro; Blocking blk; };
+struct Path { MicroKernel full, edge, half; Blocking blk; };     // half: edge tiles of <= NR / 2 columns
 
 // Block sizes: a B panel (KC x NR) and an A panel (MR x KC) fit in L1 together; the packed A block
 // (MC x KC) stays in L2. Measured on the 2-core test machine (see bench/bench_matmul.py).
 static Path path_for(Simd simd) {
     switch (simd) {
-        case Simd::avx512: return {micro_avx512, {12, 32, 144, 256, 4096}};
-        case Simd::avx2: return {micro_avx2, {6, 16, 144, 256, 4096}};
-        default: return {micro_portable, {4, 8, 128, 256, 4096}};
+        case Simd::avx512: return {micro_avx512<true>, micro_avx512<false>, micro_avx512_half, {12, 32, 144, 256, 4096}};
+        case Simd::avx2: return {micro_avx2<true>, micro_avx2<false>, micro_avx2_half, {6, 16, 144, 256, 4096}};
+        default: return {micro_portable<true>, micro_portable<false>, micro_portable<false>, {4, 8, 128, 256, 4096}};
     }
 }
+
+// B is read in place when it is not transposed and small enough to stay in L2 (1 MiB here): 64K floats.
+constexpr int64_t kDirectBMax = int64_t{1} << 16;
 
 // Packing buffers, reused across calls: one pair per calling thread (Python threads may call
 // kernels at the same time: the GIL is released), shared by the OpenMP team of that call.
@@ -214,70 +287,102 @@ static float* scratch(std::vector<float>& buf, int64_t n) {
     return buf.data();
 }
 
-static void gemm_packed(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                        bool trans_a, bool trans_b, bool accumulate, bool serial) {
-    const Path path = path_for(simd_active());
-    const Blocking& blk = path.blk;
-    const int64_t MR = blk.MR, NR = blk.NR;
-    const int64_t ars = trans_a ? 1 : K, acs = trans_a ? M : 1;
-    const int64_t brs = trans_b ? 1 : N, bcs = trans_b ? K : 1;
-    const int64_t kc_max = std::min(K, blk.KC);
-    const int64_t mc_max = std::min(M, blk.MC), nc_max = std::min(N, blk.NC);
-    thread_local std::vector<float> abuf, bbuf;
-    float* ap = scratch(abuf, (mc_max + MR - 1) / MR * MR * kc_max);
-    float* bp = scratch(bbuf, (nc_max + NR - 1) / NR * NR * kc_max);
-    const bool team = !serial && gemm_parallel_worth_it(M, N, K);
+// Everything one product needs. gemm_loops runs on every thread of a team (thread `t` of `threads`), or
+// on one thread alone with threads = 1: then it executes no OpenMP construct at all, which matters when
+// it runs inside someone else's parallel loop (one product per thread), where a work-sharing loop would
+// bind to that outer team.
+struct GemmPlan {
+    const float* a; int64_t ars, acs;            // op(A)(i, k) = a[i * ars + k * acs]
+    const float* b; int64_t brs, bcs;            // op(B)(k, j) = b[k * brs + j * bcs]
+    float* c; int64_t M, N, K;
+    bool accumulate, pack_b;
+    const Epilogue* epilogue;                    // applied to each tile after its last K slice
+    Path path;
+    float* ap; float* bp;
+};
 
-    #pragma omp parallel if (team)
-    {
-        float edge[32 * 32];                     // an edge tile is computed here, then copied into C
-        for (int64_t jc = 0; jc < N; jc += blk.NC) {
-            const int64_t nc = std::min(blk.NC, N - jc), panels_b = (nc + NR - 1) / NR;
-            for (int64_t pc = 0; pc < K; pc += blk.KC) {
-                const int64_t kc = std::min(blk.KC, K - pc);
-                const bool overwrite = pc == 0 && !accumulate;
-                #pragma omp for schedule(static)
-                for (int64_t p = 0; p < panels_b; p++)
-                    pack_b(bp, b + pc * brs + jc * bcs, brs, bcs, kc, nc, NR, p, p + 1);
-                for (int64_t ic = 0; ic < M; ic += blk.MC) {
-                    const int64_t mc = std::min(blk.MC, M - ic), panels_a = (mc + MR - 1) / MR;
-                    #pragma omp for schedule(static)
-                    for (int64_t p = 0; p < panels_a; p++)
-                        pack_a(ap, a + ic * ars + pc * acs, ars, acs, mc, kc, MR, p, p + 1);
-                    #pragma omp for collapse(2) schedule(static)
-                    for (int64_t jr = 0; jr < panels_b; jr++)
-                        for (int64_t ir = 0; ir < panels_a; ir++) {
-                            const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
-                            float* ct = c + (ic + ir * MR) * N + jc + jr * NR;
-                            const float* at = ap + ir * MR * kc;
-                            const float* bt = bp + jr * NR * kc;
-                            if (rows == MR && cols == NR) {
-                                path.micro(kc, at, bt, ct, N, overwrite);
-                                continue;
-                            }
-                            path.micro(kc, at, bt, edge, NR, true);
-                            for (int64_t r = 0; r < rows; r++)
-                                for (int64_t s = 0; s < cols; s++)
-                                    ct[r * N + s] = overwrite ? edge[r * NR + s] : ct[r * N + s] + edge[r * NR + s];
-                        }
+static void team_barrier(int threads) {
+    if (threads > 1) {
+        #pragma omp barrier
+    }
+}
+
+static void gemm_loops(const GemmPlan& g, int t, int threads) {
+    const Blocking& blk = g.path.blk;
+    const int64_t MR = blk.MR, NR = blk.NR, N = g.N;
+    for (int64_t jc = 0; jc < N; jc += blk.NC) {
+        const int64_t nc = std::min(blk.NC, N - jc), panels_b = (nc + NR - 1) / NR;
+        for (int64_t pc = 0; pc < g.K; pc += blk.KC) {
+            const int64_t kc = std::min(blk.KC, g.K - pc);
+            const bool overwrite = pc == 0 && !g.accumulate, last = pc + kc == g.K;
+            if (g.pack_b) {
+                for (int64_t p = t; p < panels_b; p += threads)
+                    pack_b(g.bp, g.b + pc * g.brs + jc * g.bcs, g.brs, g.bcs, kc, nc, NR, p, p + 1);
+                team_barrier(threads);
+            }
+            for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
+                const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
+                for (int64_t p = t; p < panels_a; p += threads)
+                    pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
+                team_barrier(threads);
+                // Tiles in (jr, ir) order, one contiguous run per thread: a thread reuses its B panel.
+                const int64_t tiles = panels_b * panels_a;
+                for (int64_t i = tiles * t / threads; i < tiles * (t + 1) / threads; i++) {
+                    const int64_t jr = i / panels_a, ir = i % panels_a;
+                    const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
+                    const int64_t row0 = ic + ir * MR, col0 = jc + jr * NR;
+                    float* ct = g.c + row0 * N + col0;
+                    const float* bt = g.pack_b ? g.bp + jr * NR * kc : g.b + pc * g.brs + col0;
+                    const int64_t b_rs = g.pack_b ? NR : g.brs;
+                    const MicroKernel micro = cols == NR ? g.path.full : cols <= NR / 2 ? g.path.half : g.path.edge;
+                    micro(kc, g.ap + ir * MR * kc, bt, b_rs, ct, N, rows, cols, overwrite);
+                    if (last && g.epilogue != nullptr) apply_epilogue(*g.epilogue, ct, N, row0, col0, rows, cols);
                 }
+                team_barrier(threads);           // the next block repacks A (and the next slice B)
             }
         }
     }
+}
+
+static void gemm_packed(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
+                        bool trans_a, bool trans_b, bool accumulate, bool serial, const Epilogue* epilogue) {
+    const Path path = path_for(simd_active());
+    const Blocking& blk = path.blk;
+    const int64_t MR = blk.MR, NR = blk.NR;
+    const int64_t kc_max = std::min(K, blk.KC), mc_max = std::min(M, blk.MC), nc_max = std::min(N, blk.NC);
+    const bool pack_b = trans_b || K * N > kDirectBMax;
+    thread_local std::vector<float> abuf, bbuf;
+    GemmPlan g{a, trans_a ? 1 : K, trans_a ? M : 1, b, trans_b ? 1 : N, trans_b ? K : 1, c, M, N, K,
+               accumulate, pack_b, epilogue, path,
+               scratch(abuf, (mc_max + MR - 1) / MR * MR * kc_max),
+               pack_b ? scratch(bbuf, (nc_max + NR - 1) / NR * NR * kc_max) : nullptr};
+    if (serial || !gemm_parallel_worth_it(M, N, K)) {
+        gemm_loops(g, 0, 1);
+        return;
+    }
+    #pragma omp parallel
+    gemm_loops(g, omp_get_thread_num(), omp_get_num_threads());
 }
 
 void matmul_forward_v4(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K) {
     matmul_forward(c, a, b, M, N, K, false, false, false);
 }
 
+// The Dense epilogue on a finished tile: bias add and activation while the tile is in cache.
+void apply_epilogue(const Epilogue& e, float* ct, int64_t ldc, int64_t row0, int64_t col0, int64_t rows, int64_t cols) {
+    bias_activation_tile(ct, ldc, e.pre == nullptr ? nullptr : e.pre + row0 * ldc + col0, ldc, rows, cols,
+                         e.bias == nullptr ? nullptr : e.bias + col0, e.act, e.param);
+}
+
 void matmul_forward(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K,
-                    bool trans_a, bool trans_b, bool accumulate) {
+                    bool trans_a, bool trans_b, bool accumulate, const Epilogue* epilogue) {
     if (M == 0 || N == 0) return;
     if (K == 0) {                                // an empty sum is zero
         if (!accumulate) std::fill(c, c + M * N, 0.0f);
+        if (epilogue != nullptr) apply_epilogue(*epilogue, c, N, 0, 0, M, N);
         return;
     }
-    gemm_packed(c, a, b, M, N, K, trans_a, trans_b, accumulate, false);
+    gemm_packed(c, a, b, M, N, K, trans_a, trans_b, accumulate, false, epilogue);
 }
 
 void matmul_forward_batched(float* c, const float* a, const float* b, int64_t batch, int64_t a_step,
@@ -307,12 +412,31 @@ void matmul_forward_batched(float* c, const float* a, const float* b, int64_t ba
     // (Never a GEMM team inside a parallel loop: the nested region would run on one thread.)
     if (batch == 1 || gemm_parallel_worth_it(M, N, K)) {
         for (int64_t i = 0; i < batch; i++)
-            gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, false);
+            gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, false, nullptr);
         return;
     }
     #pragma omp parallel for schedule(static) if (gemm_parallel_worth_it(batch * M, N, K))
     for (int64_t i = 0; i < batch; i++)
-        gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, true);
+        gemm_packed(c + i * c_step, a + i * a_step, b + i * b_step, M, N, K, trans_a, trans_b, false, true, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A dense layer in one call each way: the GEMM with the bias + activation epilogue, and its backward.
+
+void dense_forward(float* y, float* z, const float* x, const float* w, const float* bias, int64_t N, int64_t D,
+                   int64_t U, Act act, float param) {
+    const Epilogue epilogue{bias, act, param, z};
+    matmul_forward(y, x, w, N, U, D, false, false, false, &epilogue);
+}
+
+void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w,
+                    const float* z, const float* y, int64_t N, int64_t D, int64_t U, Act act, float param) {
+    thread_local std::vector<float> dz_buf;
+    float* dz = scratch(dz_buf, N * U);
+    activation_backward(dz, dy, z, y, N * U, act, param);               // (N, U)
+    if (dbias != nullptr) bias_add_backward(dbias, dz, N, U);           // (U,)
+    matmul_forward(dx, dz, w, N, D, U, false, true, false);             // (N, D) = dz @ w^T
+    matmul_forward(dw, x, dz, D, U, N, true, false, false);             // (D, U) = x^T @ dz
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -60,6 +60,17 @@ _BY_NAME = {"linear": linear, "relu": relu, "leaky_relu": leaky_relu, "sigmoid":
             "swish": swish, "softplus": softplus}
 
 
+# The activations the fused dense kernel applies itself (engine.ops.dense), with the arguments it needs.
+_DENSE_KERNEL = {linear: ("linear", {}), relu: ("relu", {}), leaky_relu: ("leaky_relu", {"negative_slope": 0.2}),
+                 sigmoid: ("sigmoid", {}), tanh: ("tanh", {}), elu: ("elu", {"alpha": 1.0}), gelu: ("gelu", {}),
+                 silu: ("silu", {}), softplus: ("softplus", {})}
+
+
+def dense_kernel_name(activation):
+    """(name, kwargs) for ops.dense when the dense kernel can apply `activation` itself, else None."""
+    return _DENSE_KERNEL.get(activation)
+
+
 def get(identifier):
     """A name (or None, meaning linear, or a callable) -> the activation function."""
     if identifier is None:

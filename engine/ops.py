@@ -216,6 +216,22 @@ def matmul(x1, x2):
     return result(y, (a, b), backward, "matmul")
 
 
+def dense(x, kernel, bias=None, activation="linear", negative_slope=0.2, alpha=1.0):
+    """activation(x @ kernel + bias) in one kernel each way (the GEMM applies bias and activation to each tile
+    while it is in cache). activation: 'linear', 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'elu', 'gelu',
+    'gelu_approximate', 'silu' or 'softplus'.    x: (..., D), kernel: (D, U), bias: (U,) or None -> (..., U)"""
+    x, kernel = _pair(x, kernel)
+    parents = (x, kernel) if bias is None else (x, kernel, convert_to_tensor(bias, x.dtype))
+    k = kernels(x.dtype)
+    b = None if bias is None else parents[2].data
+    y, z = k.dense_forward(x.data, kernel.data, b, activation, negative_slope, alpha)
+
+    def backward(g):
+        dx, dw, db = k.dense_backward(g, x.data, kernel.data, z, y, activation, bias is not None, negative_slope, alpha)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    return result(y, parents, backward, "dense")
+
+
 def bias_add(x, bias):
     """x + bias along the last axis.    x: (..., D), bias: (D,)"""
     x, bias = _pair(x, bias)

@@ -166,8 +166,21 @@ def dense_network(epochs=100):
     print(f"kernels: {_kernels(calls)}")
 
 
+def matmul():
+    _heading("6. Matrix multiply: the kernel ladder, naive loops to the speed of the hardware")
+    from engine import ladder
+    print("Every dense layer is a matrix product. Each rung below computes the same C = A @ B; each adds one idea.")
+    print("All of them are callable: engine.ladder.run('matmul', 'v3', a, b). The times are medians of repeated runs.\n")
+    rows = ladder.print_table("matmul", n=256, min_time=0.1)
+    best = rows[-1]
+    print(f"\nfrom the naive loops to the packed micro-kernel: {best['gflops'] / rows[1]['gflops']:.0f}x faster; "
+          f"the last rung runs at {best['of_ref']:.0%} of NumPy's (OpenBLAS) speed. It is what engine.ops.matmul and "
+          "Dense use.")
+
+
+
 def cnn(epochs=12):
-    _heading("6. Convolution, padding, strides, dilation, pooling: a CNN reads digits")
+    _heading("7. Convolution, padding, strides, dilation, pooling: a CNN reads digits")
     from . import visualize
     from .layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
     from .models import Sequential
@@ -224,7 +237,7 @@ def _digit_images():
 
 
 SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent,
-            "dense_network": dense_network, "cnn": cnn}
+            "dense_network": dense_network, "matmul": matmul, "cnn": cnn}
 
 
 def main(argv=None):

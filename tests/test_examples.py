@@ -72,7 +72,7 @@ def test_tour_dense_network_section_trains_the_lecture_model(capsys):
     out = capsys.readouterr().out
     assert "Total params: 251" in out                          # 10*15+15 + 15*5+5 + 5+1
     assert "validation_split=0.25, epochs=100, batch_size=32" in out
-    assert "cpu.matmul_backward" in out and "cpu.adam_update" in out
+    assert "cpu.dense_forward" in out and "cpu.dense_backward" in out and "cpu.adam_update" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
     epochs = [int(r[0]) for r in rows]
     assert epochs[0] == 1 and epochs[-1] == 100

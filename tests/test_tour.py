@@ -29,3 +29,11 @@ def test_gradient_descent_example_fits_the_line(capsys):
     module = runpy.run_path(str(EXAMPLES / "gradient_descent.py"))
     w, b = module["main"](steps=200, lr=0.1)
     assert w == pytest.approx(2.0, abs=0.1) and b == pytest.approx(1.0, abs=0.05)
+
+
+def test_tour_matmul_section_prints_the_ladder_table(capsys):
+    assert tour.main(["matmul"]) == 0
+    out = capsys.readouterr().out
+    for rung in ("ref", "v1", "v2", "v3", "v4"):
+        assert f"\n  {rung} " in out
+    assert "GFLOP/s" in out and "vs prev" in out and "of NumPy" in out and "faster" in out

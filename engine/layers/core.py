@@ -62,10 +62,11 @@ class Dense(Layer):
         if inputs.ndim < 2 or inputs.shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"Dense '{self.name}': expected input with last dimension {self.kernel.shape[0]} "
                              f"(the layer was built for it). Received: input.shape={inputs.shape}")
-        y = ops.matmul(inputs, self.kernel)                              # (..., U)
-        if self.bias is not None:
-            y = ops.bias_add(y, self.bias)
-        return self.activation(y)
+        fused = activations.dense_kernel_name(self.activation)
+        if fused is not None:                    # one kernel: GEMM, bias and activation together
+            name, params = fused
+            return ops.dense(inputs, self.kernel, self.bias, name, **params)          # (..., U)
+        return self.activation(ops.dense(inputs, self.kernel, self.bias))            # softmax, custom ones
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

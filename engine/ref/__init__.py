@@ -12,7 +12,8 @@ from .attention import log_softmax_backward, log_softmax_forward, softmax_backwa
 from .loss import (sigmoid_cross_entropy_backward, sigmoid_cross_entropy_forward, softmax_cross_entropy_backward,
                    softmax_cross_entropy_forward, sparse_softmax_cross_entropy_backward,
                    sparse_softmax_cross_entropy_forward)
-from .matmul import bias_add_backward, bias_add_forward, matmul_backward, matmul_forward
+from .matmul import (bias_add_backward, bias_add_forward, dense_backward, dense_forward, matmul_backward,
+                     matmul_forward)
 from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward
