@@ -204,6 +204,8 @@ def cnn(epochs=12):
           f"{pooled.numpy()[0, :, :, 0].tolist()}      kernel: {_kernels(calls)}")
 
     X, y, description = _digit_images()
+    order = np.random.default_rng(0).permutation(len(X))                 # the file is sorted by writer: mix it
+    X, y = X[order], y[order]
     engine.set_seed(0)
     split = int(0.8 * len(X))
     model = Sequential([Input(shape=X.shape[1:]), Conv2D(16, 3, padding="same", activation="relu"), MaxPooling2D(),
