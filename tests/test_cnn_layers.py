@@ -462,3 +462,20 @@ def test_tour_cnn_section(capsys):
     out = capsys.readouterr().out
     assert "cpu.conv2d_forward" in out and "cpu.maxpool2d_forward" in out
     assert "ceil(" in out and "#" in out
+
+
+def test_one_training_step_agrees_on_ref_and_cpu():
+    """The same seeded step of the Lab model on the NumPy reference and on the C++ kernels."""
+    x, y = random_f32(8, 8, 8, 1, seed=4), np.arange(8) % 10
+    weights = {}
+    for name in ("ref", "cpu"):
+        with engine.use_backend(name):
+            engine.set_seed(5)
+            model = lab_model((8, 8, 1))
+            model.layers[-2].rate = 0.0                                  # no dropout: the same step exactly
+            with engine.trace() as calls:
+                model.train_on_batch(x, y)
+            assert f"{name}.conv2d_backward" in calls and f"{name}.maxpool2d_backward" in calls
+            weights[name] = [w.numpy().copy() for w in model.weights]
+    for a, b in zip(weights["ref"], weights["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
