@@ -1,6 +1,6 @@
 """CNN kernel benchmarks: convolution forward + backward at the issue's shapes, the conv2d ladder, max and
-average pooling forward + backward, batch normalisation forward + backward; engine 'cpu' and 'ref' against
-PyTorch CPU (when installed) doing the same work.
+average pooling (windows and global) forward + backward, batch normalisation forward + backward; engine 'cpu'
+and 'ref' against PyTorch CPU (when installed) doing the same work.
 
 Layouts: engine runs Keras' default, NHWC with a (KH, KW, C, F) kernel ('cpu'), and NCHW ('cpu_nchw',
 channels_first: transposed at the edges); PyTorch runs its own default, NCHW (oneDNN picks its layout inside).
@@ -132,6 +132,8 @@ def pool_data():
 
 
 def pool_step(impl, kind):
+    if kind.startswith("global"):
+        return global_pool_step(impl, kind)
     x, dy = pool_data()
     if impl == "torch":
         import torch
@@ -162,19 +164,50 @@ def pool_step(impl, kind):
     return (engine_max if kind == "max" else engine_avg), (x, dy)
 
 
+def global_pool_step(impl, kind):
+    """Global max or average pooling of pool_data()'s x, forward + backward. PyTorch: amax / mean over H and W with
+    autograd (it has no separate backward op for them)."""
+    x = pool_data()[0]
+    N, C, H, W = POOL_SHAPE
+    dy = random_f32(N, C, seed=9)
+    if impl == "torch":
+        import torch
+        xt, dyt = torch.from_numpy(_nchw(x)).requires_grad_(), torch.from_numpy(dy)
+
+        def torch_global(xt, dyt):
+            y = xt.amax(dim=(2, 3)) if kind == "global_max" else xt.mean(dim=(2, 3))
+            return y, torch.autograd.grad(y, xt, dyt)[0]
+        return torch_global, (xt, dyt)
+    kernels = backend_or_skip("cpu" if impl == "cpu_nchw" else impl).kernels
+    fmt = "channels_first" if impl == "cpu_nchw" else "channels_last"
+    if fmt == "channels_first":
+        x = _nchw(x)
+    name = "max" if kind == "global_max" else "avg"
+
+    def engine_global(x, dy):
+        y = getattr(kernels, f"global_{name}pool2d_forward")(x, fmt)
+        extra = (y,) if name == "max" else ()
+        return y, getattr(kernels, f"global_{name}pool2d_backward")(dy, x, *extra, fmt)
+    return engine_global, (x, dy)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("kind", ["max", "average"])
+@pytest.mark.parametrize("kind", ["max", "average", "global_max", "global_average"])
 def test_pool2d_forward_backward(benchmark, kind, impl):
     backend_or_skip("cpu" if impl == "cpu_nchw" else impl)
     fn, args = pool_step(impl, kind)
     y, dx = fn(*args)
-    expected = np.asarray(pool_data()[0]).reshape(64, 14, 2, 14, 2, 32).max(axis=(2, 4)) if kind == "max" else \
-        np.asarray(pool_data()[0]).reshape(64, 14, 2, 14, 2, 32).mean(axis=(2, 4))
-    got = np.asarray(y.numpy() if hasattr(y, "numpy") else y)
-    got = got.transpose(0, 2, 3, 1) if impl in ("torch", "cpu_nchw") else got
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    x = np.asarray(pool_data()[0])
+    windows = x.reshape(64, 14, 2, 14, 2, 32)
+    expected = {"max": windows.max(axis=(2, 4)), "average": windows.mean(axis=(2, 4)),
+                "global_max": x.max(axis=(1, 2)), "global_average": x.mean(axis=(1, 2))}[kind]
+    got = np.asarray(y.detach().numpy() if hasattr(y, "detach") else y)
+    if got.ndim == 4 and impl in ("torch", "cpu_nchw"):
+        got = got.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     N, C, H, W = POOL_SHAPE
-    timed(benchmark, fn, *args, group="pool2d_forward_backward", row=f"{kind} 2x2 {POOL_SHAPE}", impl=impl,
+    window = "" if kind.startswith("global") else " 2x2"
+    timed(benchmark, fn, *args, group="pool2d_forward_backward", row=f"{kind}{window} {POOL_SHAPE}", impl=impl,
           work=N * C * H * W * 2, unit="Gelem/s", row_name="pool (N, C, H, W)")
 
 
@@ -243,6 +276,8 @@ def main(reps=15, rounds=3):
     steps = [(f"conv2d f+b {name}", functools.partial(conv_step, name=name)) for name in CONV]
     steps += [(f"{kind}_pool2d f+b 2x2 {POOL_SHAPE}", functools.partial(pool_step, kind=kind))
               for kind in ("max", "average")]
+    steps += [(f"{kind}_pool2d f+b {POOL_SHAPE}", functools.partial(pool_step, kind=kind))
+              for kind in ("global_max", "global_average")]
     steps += [(f"batchnorm f+b {BN_SHAPE}", batchnorm_step)]
     for label, make in steps:
         runs = {impl: make(impl) for impl in impls}

@@ -960,6 +960,69 @@ Array py_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py::objec
     return dx;
 }
 
+// Global pooling: the reduce kernels (csrc/reduce.cpp) over the image axes, x seen as (N, H * W, C) for
+// channels_last or (N * C, H * W, 1) for channels_first, as in engine/ref/pool2d.py.
+struct GlobalView { int64_t A, R, B; Shape out, keep; };
+
+GlobalView global_view(const std::string& where, const py::array& x, const py::object& data_format) {
+    const bool first = channels_first(where, data_format);
+    check_image(where, x, first);
+    const int64_t N = x.shape(0), C = first ? x.shape(1) : x.shape(3);
+    const int64_t R = first ? x.shape(2) * x.shape(3) : x.shape(1) * x.shape(2);
+    return {first ? N * C : N, R, first ? 1 : C, Shape{N, C}, first ? Shape{N, C, 1, 1} : Shape{N, 1, 1, C}};
+}
+
+Array global_dy(const std::string& where, py::handle dy_obj, const GlobalView& v, bool keepdims) {
+    Array dy = input(dy_obj, where, "dy");
+    ENGINE_CHECK(shape_of(dy) == v.out || shape_of(dy) == v.keep, where.c_str(), "expected dy of shape ",
+                 shape_str(keepdims ? v.keep : v.out), " (the forward output). Received: dy.shape=",
+                 shape_str(shape_of(dy)));
+    return dy;
+}
+
+Array py_global_pool2d_forward(const std::string& where, bool is_max, py::handle x_obj, const py::object& data_format,
+                               bool keepdims) {
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    ENGINE_CHECK(!is_max || v.R > 0 || v.A * v.B == 0, where.c_str(), "expected images of at least one pixel (the max "
+                 "of nothing is undefined). Received: x.shape=", shape_str(shape_of(x)));
+    Array y(keepdims ? v.keep : v.out);
+    {
+        py::gil_scoped_release nogil;
+        (is_max ? engine::max_forward : engine::mean_forward)(y.mutable_data(), x.data(), v.A, v.R, v.B);
+    }
+    return y;
+}
+
+Array py_global_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py::object& data_format, bool keepdims) {
+    const std::string where = "global_avgpool2d_backward";
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    Array dy = global_dy(where, dy_obj, v, keepdims);
+    Array dx(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        engine::mean_backward(dx.mutable_data(), dy.data(), v.A, v.R, v.B);
+    }
+    return dx;
+}
+
+Array py_global_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, const py::object& data_format,
+                                   bool keepdims) {
+    const std::string where = "global_maxpool2d_backward";
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    Array dy = global_dy(where, dy_obj, v, keepdims), y = input(y_obj, where, "y");
+    ENGINE_CHECK(y.size() == v.A * v.B, where.c_str(), "expected y of shape ", shape_str(keepdims ? v.keep : v.out),
+                 " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
+    Array dx(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        engine::max_backward(dx.mutable_data(), dy.data(), x.data(), y.data(), v.A, v.R, v.B);
+    }
+    return dx;
+}
+
 // ------------------------------------------------------------------------------------------ batchnorm
 
 // x as (A, C, B) around axis, as engine/ref/batchnorm.py's _view.
@@ -1204,6 +1267,17 @@ PYBIND11_MODULE(_cpu, m) {
     m.def("avgpool2d_backward", &py_avgpool2d_backward, arg("dy"), arg("x"), arg("pool_size") = py::make_tuple(2, 2),
           arg("strides") = py::none(), arg("padding") = "valid", arg("data_format") = "channels_last",
           "dx: each dy spread evenly over the real pixels of its window");
+    m.def("global_avgpool2d_forward", [](py::handle x, const py::object& data_format, bool keepdims) {
+        return py_global_pool2d_forward("global_avgpool2d_forward", false, x, data_format, keepdims);
+    }, arg("x"), arg("data_format") = "channels_last", arg("keepdims") = false, "y = mean over H and W (reduce kernels)");
+    m.def("global_avgpool2d_backward", &py_global_avgpool2d_backward, arg("dy"), arg("x"),
+          arg("data_format") = "channels_last", arg("keepdims") = false, "dx = dy / (H * W) at every pixel");
+    m.def("global_maxpool2d_forward", [](py::handle x, const py::object& data_format, bool keepdims) {
+        return py_global_pool2d_forward("global_maxpool2d_forward", true, x, data_format, keepdims);
+    }, arg("x"), arg("data_format") = "channels_last", arg("keepdims") = false, "y = max over H and W (reduce kernels)");
+    m.def("global_maxpool2d_backward", &py_global_maxpool2d_backward, arg("dy"), arg("x"), arg("y"),
+          arg("data_format") = "channels_last", arg("keepdims") = false,
+          "dx = dy / k at the k pixels equal to the max (Keras' reduce_max rule)");
     m.def("batchnorm_forward", &py_batchnorm_forward, arg("x"), arg("gamma"), arg("beta"), arg("moving_mean"),
           arg("moving_var"), arg("momentum") = 0.99, arg("epsilon") = 1e-3, arg("training") = true, arg("axis") = -1,
           "y, mean, inv_std = batchnorm_forward(...); training updates moving_mean and moving_var in place");

@@ -543,7 +543,8 @@ def binary_crossentropy(target, output, from_logits=False):
 
 
 # --------------------------------------------------------------------------------------------- convolution, pooling, batch norm
-# Keras 3's ops.conv, ops.max_pool, ops.average_pool and ops.pad, on the conv2d, pool2d and batchnorm kernels
+# Keras 3's ops.conv, ops.max_pool, ops.average_pool and ops.pad, engine's global pooling and fused batch norm, on
+# the conv2d, pool2d and batchnorm kernels
 # (engine/ref/conv2d.py, pool2d.py, batchnorm.py). 2-D operands are images (N, H, W, C) (or (N, C, H, W) with
 # data_format='channels_first'); 1-D ones, sequences (N, L, C), run as images of height 1.
 
@@ -639,6 +640,25 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
     """Mean over each pool_size window (keras.ops.average_pool); with padding='same' the padded pixels are
     not counted."""
     return _pool("average", inputs, pool_size, strides, padding, data_format)
+
+
+def _global_pool(kind, inputs, data_format, keepdims):
+    x, data_format = convert_to_tensor(inputs), _image_format(data_format)
+    k = kernels(x.dtype)
+    y = getattr(k, f"global_{kind}pool2d_forward")(x.data, data_format, keepdims)
+    saved = (y,) if kind == "max" else ()                   # the max's backward finds the maxima again from y
+    backward = getattr(k, f"global_{kind}pool2d_backward")
+    return result(y, (x,), lambda g: (backward(g, x.data, *saved, data_format, keepdims),), f"global_{kind}pool2d")
+
+
+def global_average_pool(inputs, data_format=None, keepdims=False):
+    """The mean over height and width of images (N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims)."""
+    return _global_pool("avg", inputs, data_format, keepdims)
+
+
+def global_max_pool(inputs, data_format=None, keepdims=False):
+    """The max over height and width of images (N, H, W, C) -> (N, C); tied maxima share the gradient (Keras)."""
+    return _global_pool("max", inputs, data_format, keepdims)
 
 
 def pad(x, pad_width, mode="constant", constant_values=None):

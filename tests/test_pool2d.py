@@ -141,3 +141,57 @@ def test_backward_checks_argmax(backend):
     if backend is cpu:
         with pytest.raises(ValueError, match=r"expected argmax values in \[0, 16\).*Received: a value of 16"):
             cpu.maxpool2d_backward(y, x, argmax + 16, 2)
+
+
+# ------------------------------------------------------------------------------------------ global pooling
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("size", [(7, 9), (1, 1), (3, 1)], ids=_id)
+def test_global_pooling_matches_ref(backend, size, data_format, keepdims):
+    x = _x(size, data_format, N=3, C=5)
+    x[0, 0, 0, 0] = x[0, 1 % x.shape[1], 0, 0] = 9.0                    # a tie (when the image has 2 rows)
+    for kind in ("avg", "max"):
+        forward = getattr(backend, f"global_{kind}pool2d_forward")
+        y = forward(x, data_format, keepdims)
+        y_ref = getattr(ref, f"global_{kind}pool2d_forward")(x, data_format, keepdims)
+        assert y.shape == y_ref.shape == ((3, 1, 1, 5) if data_format == "channels_last" else (3, 5, 1, 1)) \
+            if keepdims else (3, 5)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-7)
+        dy = random_f32(*y.shape, seed=4)
+        extra = (y,) if kind == "max" else ()
+        np.testing.assert_allclose(getattr(backend, f"global_{kind}pool2d_backward")(dy, x, *extra, data_format, keepdims),
+                                   getattr(ref, f"global_{kind}pool2d_backward")(dy, x, *extra, data_format, keepdims),
+                                   rtol=1e-6, atol=1e-7)
+
+
+def test_global_max_pool_ties_share_the_gradient_as_keras(backend):
+    x = np.array([[3, 1], [3, 2]], np.float32).reshape(1, 2, 2, 1)
+    y = backend.global_maxpool2d_forward(x)
+    np.testing.assert_array_equal(backend.global_maxpool2d_backward(np.ones_like(y), x, y)[0, :, :, 0],
+                                  [[0.5, 0], [0.5, 0]])
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+def test_global_pooling_ref_backward_is_the_gradient(data_format):
+    x = np.random.default_rng(5).permutation(2 * 3 * 4 * 2).reshape((2, 3, 4, 2) if data_format == "channels_last"
+                                                                    else (2, 2, 3, 4)) / 5.0
+    for kind in ("avg", "max"):
+        fwd = getattr(ref, f"global_{kind}pool2d_forward")
+        bwd = getattr(ref, f"global_{kind}pool2d_backward")
+        extra = (lambda x: (fwd(x, data_format),)) if kind == "max" else (lambda x: ())
+        check_grad(lambda x: fwd(x, data_format), lambda r, x: [bwd(r, x, *extra(x), data_format)], [x])
+
+
+def test_global_pooling_bad_input(backend):
+    with pytest.raises(ValueError, match=re.escape("global_maxpool2d_forward: expected images of at least one pixel "
+                                                   "(the max of nothing is undefined). Received: x.shape=(2, 0, 3, 4)")):
+        backend.global_maxpool2d_forward(random_f32(2, 0, 3, 4))
+    assert backend.global_maxpool2d_forward(random_f32(0, 3, 3, 4)).shape == (0, 4)
+    with pytest.raises(ValueError, match=re.escape("global_avgpool2d_forward: expected x of shape (N, C, H, W) for "
+                                                   "data_format='channels_first'. Received: x.shape=(2, 3)")):
+        backend.global_avgpool2d_forward(random_f32(2, 3), "channels_first")
+    with pytest.raises(ValueError, match=re.escape("global_avgpool2d_backward: expected dy of shape (2, 4) (the forward "
+                                                   "output). Received: dy.shape=(2, 3)")):
+        backend.global_avgpool2d_backward(random_f32(2, 3), random_f32(2, 3, 3, 4))

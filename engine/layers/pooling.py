@@ -4,9 +4,9 @@ AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D).
 
 Shapes: N batch, H/W height/width, C channels. MaxPooling2D and AveragePooling2D run the pool2d kernels
 (engine/ref/pool2d.py, csrc/pool2d.cpp): max-pool ties send the gradient to the first maximum; average pooling
-with padding='same' does not count the padding. The global layers are the reduce kernels' max and mean over
-H and W (engine/ref/reduce.py): Keras' GlobalMaxPooling2D is a reduce_max too, so tied maxima share the
-gradient there, as in Keras.
+with padding='same' does not count the padding. The global layers run the pool2d family's global kernels, which
+are the reduce kernels' mean and max over H and W: Keras' GlobalMaxPooling2D is a reduce_max too, so tied maxima
+share the gradient there, as in Keras.
 """
 from .. import ops
 from .base import Layer
@@ -66,14 +66,11 @@ class _GlobalPooling2D(Layer):
         self.data_format = data_format_arg(type(self).__name__, data_format)
         self.keepdims = bool(keepdims)
 
-    def _axes(self):
-        return (1, 2) if self.data_format == "channels_last" else (2, 3)
-
     def call(self, inputs):
         if inputs.ndim != 4:
             check_rank(self, inputs.shape, 2, self.data_format)
-        reduce = ops.max if self.kind == "max" else ops.mean
-        return reduce(inputs, self._axes(), self.keepdims)
+        pool = ops.global_max_pool if self.kind == "max" else ops.global_average_pool
+        return pool(inputs, self.data_format, self.keepdims)
 
     def compute_output_shape(self, input_shape):
         check_rank(self, input_shape, 2, self.data_format)

@@ -18,4 +18,5 @@ from .optimizer import adagrad_update, adam_update, rmsprop_update, sgd_update
 from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_backward, sum_forward
 from .batchnorm import batchnorm_backward, batchnorm_forward
 from .conv2d import conv2d_backward, conv2d_forward
-from .pool2d import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from .pool2d import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward, global_avgpool2d_forward,
+                     global_maxpool2d_backward, global_maxpool2d_forward, maxpool2d_backward, maxpool2d_forward)
