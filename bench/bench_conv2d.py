@@ -9,8 +9,8 @@ PyTorch's F.conv2d then aten.convolution_backward (no autograd graph: only the g
 Rates: GFLOP/s, counting 2 * N * OH * OW * F * KH * KW * C per GEMM and three GEMMs for forward + backward.
 
     OMP_NUM_THREADS=2 pytest bench/bench_conv2d.py --benchmark-only --benchmark-group-by=group
-    OMP_NUM_THREADS=2 python bench/bench_conv2d.py 15      # interleaved: median ms per call and cpu/torch
-                                                            # time ratios (< 1: engine is faster)
+    OMP_NUM_THREADS=2 python bench/bench_conv2d.py 15      # interleaved: median and fastest ms per call and
+                                                            # cpu/torch time ratios (< 1: engine is faster)
 """
 import functools
 import os
@@ -253,18 +253,19 @@ def test_batchnorm_forward_backward(benchmark, impl):
 # ----------------------------------------------------------------------- interleaved, without pytest
 
 
-def _median_ms(fn, args, reps):
+def _times_ms(fn, args, reps):
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         fn(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def main(reps=15, rounds=3):
     """Every case on cpu, cpu_nchw and torch, interleaved (cpu, torch, cpu, ...) `rounds` times, `reps` calls
-    each: the median milliseconds per forward + backward and the time ratios cpu/torch (< 1: engine faster)."""
+    each: the median milliseconds per forward + backward and the time ratios cpu/torch (< 1: engine faster);
+    then the fastest call of each and their ratios, which a busy machine disturbs least."""
     try:
         import torch
         torch.set_num_threads(engine.get_num_threads())
@@ -288,11 +289,12 @@ def main(reps=15, rounds=3):
             for impl, (fn, args) in runs.items():
                 time.sleep(SETTLE_S)                                    # let the other library's threads idle
                 fn(*args)
-                times[impl].append(_median_ms(fn, args, reps))
-        median = {impl: statistics.median(t) for impl, t in times.items()}
-        ratios = "".join(f", {impl}/torch {median[impl] / median['torch']:.2f}" for impl in impls if impl != "torch"
-                         and "torch" in median)
-        print(f"{label:<46} " + ", ".join(f"{impl} {median[impl]:.2f} ms" for impl in impls) + ratios)
+                times[impl] += _times_ms(fn, args, reps)
+        for stat, pick in (("median", statistics.median), ("min", min)):
+            value = {impl: pick(t) for impl, t in times.items()}
+            ratios = "".join(f", {impl}/torch {value[impl] / value['torch']:.2f}" for impl in impls
+                             if impl != "torch" and "torch" in value)
+            print(f"{label:<44} {stat:<6} " + ", ".join(f"{impl} {value[impl]:.2f} ms" for impl in impls) + ratios)
 
 
 if __name__ == "__main__":
