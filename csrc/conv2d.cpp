@@ -54,6 +54,14 @@ static std::vector<Block> blocks_of(const Window2d& g, int64_t n0, int64_t n1) {
     return out;
 }
 
+// Buffers that live as long as their thread (OpenMP keeps its workers between regions): a new vector each
+// call would be a fresh mmap of a few hundred KiB, and every call would pay its page faults again.
+static std::vector<float>& thread_buffer(int which) {
+    thread_local std::vector<float> buffers[3];
+    return buffers[which];
+}
+enum Buffer { kCols = 0, kDcols = 1, kPartial = 2 };
+
 static int64_t block_rows(const Window2d& g, const Block& b) { return (b.n1 - b.n0) * (b.oh1 - b.oh0) * g.OW; }
 static int64_t block_start(const Window2d& g, const Block& b) { return (b.n0 * g.OH + b.oh0) * g.OW; }
 
@@ -169,13 +177,12 @@ void conv2d_forward(float* y, const float* x, const float* kernel, const float* 
     if (share_blocks(count, g.N * pixels * K * F)) {
         #pragma omp parallel
         {
-            std::vector<float> cols;
+            std::vector<float>& cols = thread_buffer(kCols);
             #pragma omp for schedule(dynamic, 1)      // a thread slowed by other work takes fewer blocks
             for (int64_t b = 0; b < count; b++) run(blocks[b], cols);
         }
     } else {
-        std::vector<float> cols;
-        for (const Block& b : blocks) run(b, cols);
+        for (const Block& b : blocks) run(b, thread_buffer(kCols));
     }
 }
 
@@ -227,7 +234,8 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
         return;
     }
     const int64_t slices = std::max<int64_t>(1, std::min({g.N, kSlices, kPartialFloats / (K * F)}));
-    std::vector<float> partial(slices * K * F);
+    std::vector<float>& partial = thread_buffer(kPartial);        // the calling thread's: workers never touch
+    partial.resize(slices * K * F);                               // their own, only this one (shared below)
     auto run = [&](int64_t s, std::vector<float>& cols, std::vector<float>& dcols) {
         backward_slice(dx, partial.data() + s * K * F, dy, x, kernel, g, F, g.N * s / slices, g.N * (s + 1) / slices,
                        cols, dcols);
@@ -235,13 +243,13 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
     if (share_blocks(slices, g.N * pixels * K * F)) {
         #pragma omp parallel
         {
-            std::vector<float> cols, dcols;
+            std::vector<float>& cols = thread_buffer(kCols);
+            std::vector<float>& dcols = thread_buffer(kDcols);
             #pragma omp for schedule(dynamic, 1)      // any thread may take any slice: the bits stay the same
             for (int64_t s = 0; s < slices; s++) run(s, cols, dcols);
         }
     } else {                                     // few slices: one after another, each GEMM on the whole team
-        std::vector<float> cols, dcols;
-        for (int64_t s = 0; s < slices; s++) run(s, cols, dcols);
+        for (int64_t s = 0; s < slices; s++) run(s, thread_buffer(kCols), thread_buffer(kDcols));
     }
     parallel_chunks(K * F, slices, [&](int64_t lo, int64_t hi) {      // dkernel = the partials, added in order
         for (int64_t i = lo; i < hi; i++) {
