@@ -57,10 +57,10 @@ static std::vector<Block> blocks_of(const Window2d& g, int64_t n0, int64_t n1) {
 // Buffers that live as long as their thread (OpenMP keeps its workers between regions): a new vector each
 // call would be a fresh mmap of a few hundred KiB, and every call would pay its page faults again.
 static std::vector<float>& thread_buffer(int which) {
-    thread_local std::vector<float> buffers[3];
+    thread_local std::vector<float> buffers[4];
     return buffers[which];
 }
-enum Buffer { kCols = 0, kDcols = 1, kPartial = 2 };
+enum Buffer { kCols = 0, kDcols = 1, kPartial = 2, kKernelT = 3 };
 
 static int64_t block_rows(const Window2d& g, const Block& b) { return (b.n1 - b.n0) * (b.oh1 - b.oh0) * g.OW; }
 static int64_t block_start(const Window2d& g, const Block& b) { return (b.n0 * g.OH + b.oh0) * g.OW; }
@@ -197,9 +197,10 @@ void conv2d_forward(float* y, const float* x, const float* kernel, const float* 
 constexpr int64_t kSlices = 16;
 constexpr int64_t kPartialFloats = int64_t{1} << 22;
 
-// One slice of images [n0, n1): per block, im2col (kept in cache), dkernel (+)= cols^T @ dY,
-// and (when dx is wanted) dcols = dY @ kernel^T, which col2im adds into the image's dx.
-static void backward_slice(float* dx, float* dkernel, const float* dy, const float* x, const float* kernel,
+// One slice of images [n0, n1): per block, im2col (kept in cache), dkernel (+)= cols^T @ dY, and (when dx is
+// wanted) dcols = dY @ kernel^T, which col2im adds into the image's dx. kernel^T comes transposed already
+// (kernel_t, (F, KKC)): the GEMM then reads it in place when it is small, instead of packing it every block.
+static void backward_slice(float* dx, float* dkernel, const float* dy, const float* x, const float* kernel_t,
                            const Window2d& g, int64_t F, int64_t n0, int64_t n1, std::vector<float>& cols,
                            std::vector<float>& dcols) {
     const int64_t K = receptive(g), image = g.H * g.W * g.C;
@@ -214,7 +215,7 @@ static void backward_slice(float* dx, float* dkernel, const float* dy, const flo
         if (dx == nullptr) continue;
         if (b.oh0 == 0) std::fill(dx + b.n0 * image, dx + b.n1 * image, 0.0f);      // the block's images start here
         dcols.resize(rows * K);
-        matmul_forward(dcols.data(), dy_block, kernel, rows, K, F, false, true, false);    // dY @ kernel^T
+        matmul_forward(dcols.data(), dy_block, kernel_t, rows, K, F, false, false, false);  // dY @ kernel^T
         col2im_block(dx, dcols.data(), g, b);
     }
 }
@@ -234,11 +235,15 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
         return;
     }
     const int64_t slices = std::max<int64_t>(1, std::min({g.N, kSlices, kPartialFloats / (K * F)}));
-    std::vector<float>& partial = thread_buffer(kPartial);        // the calling thread's: workers never touch
-    partial.resize(slices * K * F);                               // their own, only this one (shared below)
+    // The calling thread's buffers (the workers only read and write them through these references).
+    std::vector<float>& partial = thread_buffer(kPartial);        // (slices, KKC, F): dkernel per slice
+    std::vector<float>& kernel_t = thread_buffer(kKernelT);       // (F, KKC)
+    partial.resize(slices * K * F);
+    kernel_t.resize(K * F);
+    transpose_inner(kernel_t.data(), kernel, 1, K, F);
     auto run = [&](int64_t s, std::vector<float>& cols, std::vector<float>& dcols) {
-        backward_slice(dx, partial.data() + s * K * F, dy, x, kernel, g, F, g.N * s / slices, g.N * (s + 1) / slices,
-                       cols, dcols);
+        backward_slice(dx, partial.data() + s * K * F, dy, x, kernel_t.data(), g, F, g.N * s / slices,
+                       g.N * (s + 1) / slices, cols, dcols);
     };
     if (share_blocks(slices, g.N * pixels * K * F)) {
         #pragma omp parallel
