@@ -86,7 +86,7 @@ def _conv2d_rungs():
              cpu.ladder.conv2d_forward_v1),
         Rung("conv2d", "cython", "im2col as typed-memoryview loops compiled by Cython, then NumPy's matmul",
              _cython_conv2d, _cython_unavailable()),
-        Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM (bias fused), OpenMP over "
+        Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM accumulating onto the bias, OpenMP over "
              "blocks: engine's conv2d_forward", cpu.conv2d_forward),
     ]
 
