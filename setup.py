@@ -3,6 +3,9 @@
 engine._cpu   C++17 + OpenMP kernels from csrc/, bound by one pybind11 file (csrc/bind_cpu.cpp).
               Built for the baseline x86-64 ISA; the SIMD path (AVX-512, AVX2+FMA, portable) is
               chosen at run time inside the kernels, so one wheel runs on any x86-64 CPU.
+engine._im2col_cython   the Cython rung of the conv2d ladder (engine/_im2col_cython.pyx): built whenever
+              Cython is installed (pyproject.toml's build requirements bring it); without Cython the
+              package still installs and engine.ladder lists that rung as unavailable.
 engine._cuda  (later) CUDA twins from csrc/cuda/: added by cuda_extensions() when that folder
               exists and nvcc is found; ENGINE_CUDA=0/1 forces it off/on.
 
@@ -36,10 +39,22 @@ def cpu_extension():
     )
 
 
+def cython_extensions():
+    """engine._im2col_cython: typed-memoryview loops compiled by Cython; plain C, no OpenMP, no NumPy headers."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        return []
+    from setuptools import Extension
+    flags = ["-O0", "-g"] if os.environ.get("ENGINE_DEBUG") == "1" else ["-O3"]
+    return cythonize([Extension("engine._im2col_cython", ["engine/_im2col_cython.pyx"], extra_compile_args=flags)],
+                     language_level=3, quiet=True)
+
+
 def cuda_extensions():
     """engine._cuda, the GPU twins in csrc/cuda/. There are none yet, so this builds nothing; the
     CUDA issue fills it in (find nvcc through CUDA_HOME, ENGINE_CUDA=0/1 to force it off/on)."""
     return []
 
 
-setup(ext_modules=[cpu_extension()] + cuda_extensions(), cmdclass={"build_ext": build_ext})
+setup(ext_modules=[cpu_extension()] + cython_extensions() + cuda_extensions(), cmdclass={"build_ext": build_ext})

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -1147,6 +1148,429 @@ py::tuple py_simple_rnn_backward(py::handle dy_obj, py::handle dh_obj, py::handl
     return py::make_tuple(dx, dh0, dkernel, drk, dbias);
 }
 
+// ------------------------------------------------------------------------------------------ conv2d, pool2d
+
+// A positive int or a pair of positive ints (strides, dilation_rate, pool_size), as in engine/ref/conv2d.py.
+std::pair<int64_t, int64_t> int_pair(const std::string& where, const char* name, const py::handle& obj) {
+    const auto bad = [&] {
+        return std::invalid_argument(where + ": expected " + name + " to be a positive int or a pair of positive ints. "
+                                     "Received: " + name + "=" + std::string(py::repr(obj)));
+    };
+    const auto positive = [&](const py::handle& v) {
+        if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) throw bad();
+        const int64_t k = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr())).cast<int64_t>();
+        if (k <= 0) throw bad();
+        return k;
+    };
+    if (PyIndex_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
+        const int64_t k = positive(obj);
+        return {k, k};
+    }
+    if (py::isinstance<py::str>(obj) || !py::isinstance<py::sequence>(obj) || py::len(obj) != 2) throw bad();
+    const py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    return {positive(seq[0]), positive(seq[1])};
+}
+
+bool channels_first(const std::string& where, const py::handle& data_format) {
+    if (py::isinstance<py::str>(data_format)) {
+        const std::string s = data_format.cast<std::string>();
+        if (s == "channels_last" || s == "channels_first") return s == "channels_first";
+    }
+    throw std::invalid_argument(where + ": expected data_format to be 'channels_last' or 'channels_first'. Received: "
+                                "data_format=" + std::string(py::repr(data_format)));
+}
+
+void check_image(const std::string& where, const py::array& x, bool first) {
+    ENGINE_CHECK(x.ndim() == 4, where.c_str(), "expected x of shape ", first ? "(N, C, H, W)" : "(N, H, W, C)",
+                 " for data_format='", first ? "channels_first" : "channels_last", "'. Received: x.shape=",
+                 shape_str(shape_of(x)));
+}
+
+// (before, after) zero padding along each axis: 'valid', 'same' or ((top, bottom), (left, right)).
+struct Padding { std::string mode; int64_t top = 0, bottom = 0, left = 0, right = 0; };
+
+Padding padding_arg(const std::string& where, const py::handle& obj) {
+    const auto bad = [&] {
+        return std::invalid_argument(where + ": expected padding to be 'valid', 'same' or ((top, bottom), (left, right)) "
+                                     "of non-negative ints. Received: padding=" + std::string(py::repr(obj)));
+    };
+    Padding p;
+    if (py::isinstance<py::str>(obj)) {
+        p.mode = obj.cast<std::string>();
+        if (p.mode != "valid" && p.mode != "same") throw bad();
+        return p;
+    }
+    std::vector<int64_t> values;
+    if (!py::isinstance<py::sequence>(obj) || py::len(obj) != 2) throw bad();
+    for (const auto& pair : obj) {
+        if (py::isinstance<py::str>(pair) || !py::isinstance<py::sequence>(pair) || py::len(pair) != 2) throw bad();
+        for (const auto& v : pair) {
+            if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) throw bad();
+            values.push_back(py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr())).cast<int64_t>());
+            if (values.back() < 0) throw bad();
+        }
+    }
+    p.mode = "explicit";
+    p.top = values[0], p.bottom = values[1], p.left = values[2], p.right = values[3];
+    return p;
+}
+
+// (out, pad_before) along one axis, as axis_geometry in engine/ref/conv2d.py.
+std::pair<int64_t, int64_t> axis_geometry(int64_t size, int64_t k, int64_t stride, int64_t dilation, const Padding& p,
+                                          bool rows, int64_t* after) {
+    const int64_t span = (k - 1) * dilation + 1;
+    if (p.mode == "same") {
+        const int64_t out = (size + stride - 1) / stride;
+        const int64_t total = std::max<int64_t>((out - 1) * stride + span - size, 0);
+        *after = total - total / 2;
+        return {out, total / 2};
+    }
+    const int64_t before = rows ? p.top : p.left;
+    *after = rows ? p.bottom : p.right;
+    return {(size + before + *after - span) / stride + 1, before};
+}
+
+// The Window2d of an image x (already checked to be 4-D) for a window of KH x KW: argument checks, 'same'
+// arithmetic and the window-fits check, with the reference's words. NCHW is described as NHWC.
+engine::Window2d window_geometry(const std::string& where, const py::array& x, bool first, int64_t KH, int64_t KW,
+                                 const py::handle& strides, const py::handle& padding, const py::handle& dilation,
+                                 const char* what) {
+    const auto [SH, SW] = int_pair(where, "strides", strides);
+    const auto [DH, DW] = int_pair(where, "dilation_rate", dilation);
+    const Padding p = padding_arg(where, padding);
+    engine::Window2d g{};
+    g.N = x.shape(0);
+    g.C = first ? x.shape(1) : x.shape(3);
+    g.H = first ? x.shape(2) : x.shape(1);
+    g.W = first ? x.shape(3) : x.shape(2);
+    g.KH = KH, g.KW = KW, g.SH = SH, g.SW = SW, g.DH = DH, g.DW = DW;
+    int64_t bottom = 0, right = 0;
+    std::tie(g.OH, g.pad_top) = axis_geometry(g.H, KH, SH, DH, p, true, &bottom);
+    std::tie(g.OW, g.pad_left) = axis_geometry(g.W, KW, SW, DW, p, false, &right);
+    const int64_t span_h = (KH - 1) * DH + 1, span_w = (KW - 1) * DW + 1;
+    const int64_t Hp = g.H + g.pad_top + bottom, Wp = g.W + g.pad_left + right;
+    ENGINE_CHECK(span_h <= Hp && span_w <= Wp, where.c_str(), "the ", what, " window (", span_h, ", ", span_w,
+                 ") (dilation included) is larger than the padded input (", Hp, ", ", Wp, "). Received: x.shape=",
+                 shape_str(shape_of(x)), ", ", what, "_size=(", KH, ", ", KW, "), padding=",
+                 std::string(py::repr(padding)), ", dilation_rate=", std::string(py::repr(dilation)));
+    return g;
+}
+
+// An NCHW array as a new NHWC one (or the reverse: `to_first`); `a` is (N, C, S) or (N, S, C), S = H * W.
+Array swap_layout(const Array& a, int64_t N, int64_t C, int64_t S, bool to_first, const Shape& shape) {
+    Array out(shape);
+    py::gil_scoped_release nogil;
+    if (to_first)
+        engine::transpose_inner(out.mutable_data(), a.data(), N, S, C);
+    else
+        engine::transpose_inner(out.mutable_data(), a.data(), N, C, S);
+    return out;
+}
+
+Array nhwc_of(const Array& x, bool first) {
+    if (!first) return x;
+    return swap_layout(x, x.shape(0), x.shape(1), x.shape(2) * x.shape(3), false,
+                       Shape{x.shape(0), x.shape(2), x.shape(3), x.shape(1)});
+}
+
+Array layout_of(const Array& y, bool first) {                    // y is NHWC
+    if (!first) return y;
+    return swap_layout(y, y.shape(0), y.shape(3), y.shape(1) * y.shape(2), true,
+                       Shape{y.shape(0), y.shape(3), y.shape(1), y.shape(2)});
+}
+
+struct ConvArgs {
+    Array x, kernel;
+    bool first;
+    engine::Window2d g;
+    int64_t F;
+};
+
+ConvArgs conv_args(const std::string& where, py::handle x_obj, py::handle k_obj, const py::handle& strides,
+                   const py::handle& padding, const py::handle& dilation, const py::handle& data_format) {
+    ConvArgs a{input(x_obj, where, "x"), input(k_obj, where, "kernel"), false, {}, 0};
+    a.first = channels_first(where, data_format);
+    check_image(where, a.x, a.first);
+    ENGINE_CHECK(a.kernel.ndim() == 4, where.c_str(), "expected kernel of shape (KH, KW, C, F). Received: kernel.shape=",
+                 shape_str(shape_of(a.kernel)));
+    const int64_t C = a.first ? a.x.shape(1) : a.x.shape(3);
+    ENGINE_CHECK(a.kernel.shape(2) == C, where.c_str(), "expected kernel.shape[2] to equal the ", C,
+                 " input channels of x. Received: kernel.shape=", shape_str(shape_of(a.kernel)), ", x.shape=",
+                 shape_str(shape_of(a.x)));
+    a.g = window_geometry(where, a.x, a.first, a.kernel.shape(0), a.kernel.shape(1), strides, padding, dilation,
+                          "kernel");
+    a.F = a.kernel.shape(3);
+    return a;
+}
+
+using ConvRung = void (*)(float*, const float*, const float*, const float*, const engine::Window2d&, int64_t);
+
+Array py_conv2d_forward(const std::string& where, ConvRung rung, py::handle x_obj, py::handle k_obj,
+                        py::handle bias_obj, const py::object& strides, const py::object& padding,
+                        const py::object& dilation, const py::object& data_format) {
+    ConvArgs a = conv_args(where, x_obj, k_obj, strides, padding, dilation, data_format);
+    const engine::Window2d& g = a.g;
+    Array bias;
+    if (!bias_obj.is_none()) {
+        bias = input(bias_obj, where, "bias");
+        ENGINE_CHECK(bias.ndim() == 1 && bias.shape(0) == a.F, where.c_str(), "expected bias of shape (", a.F,
+                     ",), one value per filter. Received: bias.shape=", shape_str(shape_of(bias)));
+    }
+    Array xs = nhwc_of(a.x, a.first);
+    Array y(Shape{g.N, g.OH, g.OW, a.F});
+    {
+        py::gil_scoped_release nogil;
+        rung(y.mutable_data(), xs.data(), a.kernel.data(), bias_obj.is_none() ? nullptr : bias.data(), g, a.F);
+    }
+    return layout_of(y, a.first);
+}
+
+py::tuple py_conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle k_obj, const py::object& strides,
+                             const py::object& padding, const py::object& dilation, const py::object& data_format,
+                             bool input_grad) {
+    const std::string where = "conv2d_backward";
+    ConvArgs a = conv_args(where, x_obj, k_obj, strides, padding, dilation, data_format);
+    const engine::Window2d& g = a.g;
+    Array dy = input(dy_obj, where, "dy");
+    const Shape expected = a.first ? Shape{g.N, a.F, g.OH, g.OW} : Shape{g.N, g.OH, g.OW, a.F};
+    ENGINE_CHECK(shape_of(dy) == expected, where.c_str(), "expected dy of shape ", shape_str(expected),
+                 " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+    Array xs = nhwc_of(a.x, a.first), dys = nhwc_of(dy, a.first);
+    Array dx(input_grad ? Shape{g.N, g.H, g.W, g.C} : Shape{0}), dkernel(shape_of(a.kernel)), dbias(Shape{a.F});
+    {
+        py::gil_scoped_release nogil;
+        engine::conv2d_backward(input_grad ? dx.mutable_data() : nullptr, dkernel.mutable_data(), dbias.mutable_data(),
+                                dys.data(), xs.data(), a.kernel.data(), g, a.F);
+    }
+    return py::make_tuple(input_grad ? py::object(layout_of(dx, a.first)) : py::object(py::none()), dkernel, dbias);
+}
+
+// Pooling: x and its window, checked as in engine/ref/pool2d.py. channels_first runs as N * C one-channel
+// NHWC images (no transpose needed).
+struct PoolArgs {
+    Array x;
+    bool first;
+    engine::Window2d g;
+    Shape out;
+};
+
+PoolArgs pool_args(const std::string& where, py::handle x_obj, const py::object& pool_size, const py::object& strides,
+                   const py::object& padding, const py::object& data_format) {
+    PoolArgs a{input(x_obj, where, "x"), false, {}, {}};
+    const auto [PH, PW] = int_pair(where, "pool_size", pool_size);
+    const py::object step = strides.is_none() ? py::object(py::make_tuple(PH, PW)) : strides;
+    int_pair(where, "strides", step);
+    if (!py::isinstance<py::str>(padding) || (padding.cast<std::string>() != "valid" && padding.cast<std::string>() != "same"))
+        throw std::invalid_argument(where + ": expected padding to be 'valid' or 'same'. Received: padding=" +
+                                    std::string(py::repr(padding)));
+    a.first = channels_first(where, data_format);
+    check_image(where, a.x, a.first);
+    a.g = window_geometry(where, a.x, a.first, PH, PW, step, padding, py::make_tuple(1, 1), "pool");
+    a.out = a.first ? Shape{a.g.N, a.g.C, a.g.OH, a.g.OW} : Shape{a.g.N, a.g.OH, a.g.OW, a.g.C};
+    if (a.first) {
+        a.g.N *= a.g.C;
+        a.g.C = 1;
+    }
+    return a;
+}
+
+Array pool_dy(const std::string& where, py::handle dy_obj, const PoolArgs& a) {
+    Array dy = input(dy_obj, where, "dy");
+    ENGINE_CHECK(shape_of(dy) == a.out, where.c_str(), "expected dy of shape ", shape_str(a.out),
+                 " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+    return dy;
+}
+
+using Argmax = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+py::tuple py_maxpool2d_forward(py::handle x_obj, const py::object& pool_size, const py::object& strides,
+                               const py::object& padding, const py::object& data_format) {
+    PoolArgs a = pool_args("maxpool2d_forward", x_obj, pool_size, strides, padding, data_format);
+    Array y(a.out);
+    Argmax argmax(a.out);
+    {
+        py::gil_scoped_release nogil;
+        engine::maxpool2d_forward(y.mutable_data(), argmax.mutable_data(), a.x.data(), a.g);
+    }
+    return py::make_tuple(y, argmax);
+}
+
+Array py_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle argmax_obj, const py::object& pool_size,
+                            const py::object& strides, const py::object& padding, const py::object& data_format) {
+    const std::string where = "maxpool2d_backward";
+    PoolArgs a = pool_args(where, x_obj, pool_size, strides, padding, data_format);
+    Array dy = input(dy_obj, where, "dy");
+    const bool is_int32 = py::isinstance<py::array>(argmax_obj) &&
+                          py::reinterpret_borrow<py::array>(argmax_obj).dtype().is(py::dtype::of<int32_t>());
+    if (!is_int32)
+        throw py::type_error(where + ": expected argmax to be the int32 array from maxpool2d_forward. Received: argmax.dtype=" +
+                             (py::isinstance<py::array>(argmax_obj)
+                                  ? std::string(py::str(py::reinterpret_borrow<py::array>(argmax_obj).dtype()))
+                                  : std::string(py::str(py::type::of(argmax_obj).attr("__name__")))));
+    Argmax argmax = Argmax::ensure(argmax_obj);
+    pool_dy(where, dy, a);
+    ENGINE_CHECK(shape_of(argmax) == a.out, where.c_str(), "expected argmax of shape ", shape_str(a.out),
+                 " (the forward output). Received: argmax.shape=", shape_str(shape_of(argmax)));
+    const int32_t* index = argmax.data();
+    const int64_t plane = a.g.H * a.g.W;
+    for (py::ssize_t i = 0; i < argmax.size(); i++)           // an index off the image would write out of bounds
+        ENGINE_CHECK(index[i] >= 0 && index[i] < plane, where.c_str(), "expected argmax values in [0, ", plane,
+                     ") (positions h * W + w). Received: a value of ", index[i]);
+    Array dx(shape_of(a.x));
+    {
+        py::gil_scoped_release nogil;
+        engine::maxpool2d_backward(dx.mutable_data(), dy.data(), index, a.g);
+    }
+    return dx;
+}
+
+Array py_avgpool2d_forward(py::handle x_obj, const py::object& pool_size, const py::object& strides,
+                           const py::object& padding, const py::object& data_format) {
+    PoolArgs a = pool_args("avgpool2d_forward", x_obj, pool_size, strides, padding, data_format);
+    Array y(a.out);
+    {
+        py::gil_scoped_release nogil;
+        engine::avgpool2d_forward(y.mutable_data(), a.x.data(), a.g);
+    }
+    return y;
+}
+
+Array py_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py::object& pool_size, const py::object& strides,
+                            const py::object& padding, const py::object& data_format) {
+    const std::string where = "avgpool2d_backward";
+    PoolArgs a = pool_args(where, x_obj, pool_size, strides, padding, data_format);
+    Array dy = pool_dy(where, dy_obj, a);
+    Array dx(shape_of(a.x));
+    {
+        py::gil_scoped_release nogil;
+        engine::avgpool2d_backward(dx.mutable_data(), dy.data(), a.g);
+    }
+    return dx;
+}
+
+// Global pooling: the reduce kernels (csrc/reduce.cpp) over the image axes, x seen as (N, H * W, C) for
+// channels_last or (N * C, H * W, 1) for channels_first, as in engine/ref/pool2d.py.
+struct GlobalView { int64_t A, R, B; Shape out, keep; };
+
+GlobalView global_view(const std::string& where, const py::array& x, const py::object& data_format) {
+    const bool first = channels_first(where, data_format);
+    check_image(where, x, first);
+    const int64_t N = x.shape(0), C = first ? x.shape(1) : x.shape(3);
+    const int64_t R = first ? x.shape(2) * x.shape(3) : x.shape(1) * x.shape(2);
+    return {first ? N * C : N, R, first ? 1 : C, Shape{N, C}, first ? Shape{N, C, 1, 1} : Shape{N, 1, 1, C}};
+}
+
+Array global_dy(const std::string& where, py::handle dy_obj, const GlobalView& v, bool keepdims) {
+    Array dy = input(dy_obj, where, "dy");
+    ENGINE_CHECK(shape_of(dy) == v.out || shape_of(dy) == v.keep, where.c_str(), "expected dy of shape ",
+                 shape_str(keepdims ? v.keep : v.out), " (the forward output). Received: dy.shape=",
+                 shape_str(shape_of(dy)));
+    return dy;
+}
+
+Array py_global_pool2d_forward(const std::string& where, bool is_max, py::handle x_obj, const py::object& data_format,
+                               bool keepdims) {
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    ENGINE_CHECK(!is_max || v.R > 0 || v.A * v.B == 0, where.c_str(), "expected images of at least one pixel (the max "
+                 "of nothing is undefined). Received: x.shape=", shape_str(shape_of(x)));
+    Array y(keepdims ? v.keep : v.out);
+    {
+        py::gil_scoped_release nogil;
+        (is_max ? engine::max_forward : engine::mean_forward)(y.mutable_data(), x.data(), v.A, v.R, v.B);
+    }
+    return y;
+}
+
+Array py_global_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py::object& data_format, bool keepdims) {
+    const std::string where = "global_avgpool2d_backward";
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    Array dy = global_dy(where, dy_obj, v, keepdims);
+    Array dx(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        engine::mean_backward(dx.mutable_data(), dy.data(), v.A, v.R, v.B);
+    }
+    return dx;
+}
+
+Array py_global_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, const py::object& data_format,
+                                   bool keepdims) {
+    const std::string where = "global_maxpool2d_backward";
+    Array x = input(x_obj, where, "x");
+    const GlobalView v = global_view(where, x, data_format);
+    Array dy = global_dy(where, dy_obj, v, keepdims), y = input(y_obj, where, "y");
+    ENGINE_CHECK(y.size() == v.A * v.B, where.c_str(), "expected y of shape ", shape_str(keepdims ? v.keep : v.out),
+                 " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
+    Array dx(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        engine::max_backward(dx.mutable_data(), dy.data(), x.data(), y.data(), v.A, v.R, v.B);
+    }
+    return dx;
+}
+
+// ------------------------------------------------------------------------------------------ batchnorm
+
+// x as (A, C, B) around axis, as engine/ref/batchnorm.py's _view.
+AxisView norm_view(const std::string& where, const Array& x, const py::object& axis) {
+    ENGINE_CHECK(x.ndim() >= 1, where.c_str(), "expected x with at least 1 dimension. Received: x.shape=()");
+    return axis_view(where, x, axis);
+}
+
+Array channel_array(const std::string& where, const char* name, py::handle obj, int64_t C) {
+    Array a = input(obj, where, name);
+    ENGINE_CHECK(a.ndim() == 1 && a.shape(0) == C, where.c_str(), "expected ", name, " of shape (", C,
+                 ",), one value per channel of the normalised axis. Received: ", name, ".shape=", shape_str(shape_of(a)));
+    return a;
+}
+
+float* channel_state(const std::string& where, const char* name, py::handle obj, int64_t C) {
+    float* p = in_place(where, name, obj, {}, false);
+    const Shape shape = shape_of(py::reinterpret_borrow<py::array>(obj));
+    ENGINE_CHECK(shape == Shape{C}, where.c_str(), "expected ", name, " of shape (", C,
+                 ",), one value per channel of the normalised axis. Received: ", name, ".shape=", shape_str(shape));
+    return p;
+}
+
+py::tuple py_batchnorm_forward(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj, py::handle mm_obj,
+                               py::handle mv_obj, double momentum, double epsilon, bool training, const py::object& axis) {
+    const std::string where = "batchnorm_forward";
+    Array x = input(x_obj, where, "x");
+    const AxisView v = norm_view(where, x, axis);
+    Array gamma = channel_array(where, "gamma", gamma_obj, v.D), beta = channel_array(where, "beta", beta_obj, v.D);
+    float* moving_mean = channel_state(where, "moving_mean", mm_obj, v.D);
+    float* moving_var = channel_state(where, "moving_var", mv_obj, v.D);
+    ENGINE_CHECK(epsilon > 0, where.c_str(), "expected epsilon > 0. Received: epsilon=", epsilon);
+    ENGINE_CHECK(!training || v.A * v.B > 0, where.c_str(), "training needs at least one value per channel to take "
+                 "statistics from. Received: x.shape=", shape_str(shape_of(x)));
+    Array y(shape_of(x)), mean(Shape{v.D}), inv_std(Shape{v.D});
+    {
+        py::gil_scoped_release nogil;
+        engine::batchnorm_forward(y.mutable_data(), mean.mutable_data(), inv_std.mutable_data(), moving_mean, moving_var,
+                                  x.data(), gamma.data(), beta.data(), v.A, v.D, v.B, momentum, epsilon, training);
+    }
+    return py::make_tuple(y, mean, inv_std);
+}
+
+py::tuple py_batchnorm_backward(py::handle dy_obj, py::handle x_obj, py::handle gamma_obj, py::handle mean_obj,
+                                py::handle inv_std_obj, bool training, const py::object& axis) {
+    const std::string where = "batchnorm_backward";
+    Array dy = input(dy_obj, where, "dy"), x = input(x_obj, where, "x");
+    check_same_shape(where, "dy", dy, "x", x);
+    const AxisView v = norm_view(where, x, axis);
+    Array gamma = channel_array(where, "gamma", gamma_obj, v.D), mean = channel_array(where, "mean", mean_obj, v.D);
+    Array inv_std = channel_array(where, "inv_std", inv_std_obj, v.D);
+    Array dx(shape_of(x)), dgamma(Shape{v.D}), dbeta(Shape{v.D});
+    {
+        py::gil_scoped_release nogil;
+        engine::batchnorm_backward(dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), dy.data(), x.data(),
+                                   gamma.data(), mean.data(), inv_std.data(), v.A, v.D, v.B, training);
+    }
+    return py::make_tuple(dx, dgamma, dbeta);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------ module
@@ -1347,6 +1771,47 @@ PYBIND11_MODULE(_cpu, m) {
           arg("recurrent_kernel"), arg("mask"), arg("recurrent_mask"), arg("y"), arg("activation") = "tanh",
           "dx, dh0, dkernel, drecurrent_kernel, dbias = simple_rnn_backward(...)");
 
+    m.def("conv2d_forward", [](py::handle x, py::handle kernel, py::handle bias, const py::object& strides,
+                               const py::object& padding, const py::object& dilation_rate, const py::object& data_format) {
+        return py_conv2d_forward("conv2d_forward", engine::conv2d_forward, x, kernel, bias, strides, padding,
+                                 dilation_rate, data_format);
+    }, arg("x"), arg("kernel"), arg("bias") = py::none(), arg("strides") = py::make_tuple(1, 1),
+          arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last",
+          "y = conv2d(x, kernel) + bias by im2col + GEMM; x: (N, H, W, C) or (N, C, H, W), kernel: (KH, KW, C, F)");
+    m.def("conv2d_backward", &py_conv2d_backward, arg("dy"), arg("x"), arg("kernel"), arg("strides") = py::make_tuple(1, 1),
+          arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last",
+          arg("input_grad") = true,
+          "dx, dkernel, dbias = conv2d_backward(dy, x, kernel, ...): col2im for dx (None if not input_grad), one GEMM "
+          "for dkernel");
+    m.def("maxpool2d_forward", &py_maxpool2d_forward, arg("x"), arg("pool_size") = py::make_tuple(2, 2),
+          arg("strides") = py::none(), arg("padding") = "valid", arg("data_format") = "channels_last",
+          "y, argmax = maxpool2d_forward(x, ...); argmax: int32 positions h * W + w (the first maximum)");
+    m.def("maxpool2d_backward", &py_maxpool2d_backward, arg("dy"), arg("x"), arg("argmax"),
+          arg("pool_size") = py::make_tuple(2, 2), arg("strides") = py::none(), arg("padding") = "valid",
+          arg("data_format") = "channels_last", "dx: each dy added at its argmax");
+    m.def("avgpool2d_forward", &py_avgpool2d_forward, arg("x"), arg("pool_size") = py::make_tuple(2, 2),
+          arg("strides") = py::none(), arg("padding") = "valid", arg("data_format") = "channels_last",
+          "y = mean over the real pixels of each window");
+    m.def("avgpool2d_backward", &py_avgpool2d_backward, arg("dy"), arg("x"), arg("pool_size") = py::make_tuple(2, 2),
+          arg("strides") = py::none(), arg("padding") = "valid", arg("data_format") = "channels_last",
+          "dx: each dy spread evenly over the real pixels of its window");
+    m.def("global_avgpool2d_forward", [](py::handle x, const py::object& data_format, bool keepdims) {
+        return py_global_pool2d_forward("global_avgpool2d_forward", false, x, data_format, keepdims);
+    }, arg("x"), arg("data_format") = "channels_last", arg("keepdims") = false, "y = mean over H and W (reduce kernels)");
+    m.def("global_avgpool2d_backward", &py_global_avgpool2d_backward, arg("dy"), arg("x"),
+          arg("data_format") = "channels_last", arg("keepdims") = false, "dx = dy / (H * W) at every pixel");
+    m.def("global_maxpool2d_forward", [](py::handle x, const py::object& data_format, bool keepdims) {
+        return py_global_pool2d_forward("global_maxpool2d_forward", true, x, data_format, keepdims);
+    }, arg("x"), arg("data_format") = "channels_last", arg("keepdims") = false, "y = max over H and W (reduce kernels)");
+    m.def("global_maxpool2d_backward", &py_global_maxpool2d_backward, arg("dy"), arg("x"), arg("y"),
+          arg("data_format") = "channels_last", arg("keepdims") = false,
+          "dx = dy / k at the k pixels equal to the max (Keras' reduce_max rule)");
+    m.def("batchnorm_forward", &py_batchnorm_forward, arg("x"), arg("gamma"), arg("beta"), arg("moving_mean"),
+          arg("moving_var"), arg("momentum") = 0.99, arg("epsilon") = 1e-3, arg("training") = true, arg("axis") = -1,
+          "y, mean, inv_std = batchnorm_forward(...); training updates moving_mean and moving_var in place");
+    m.def("batchnorm_backward", &py_batchnorm_backward, arg("dy"), arg("x"), arg("gamma"), arg("mean"), arg("inv_std"),
+          arg("training") = true, arg("axis") = -1, "dx, dgamma, dbeta = batchnorm_backward(...)");
+
     py::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");
     const std::pair<const char*, Rung> rungs[] = {
         {"matmul_forward_v1", engine::matmul_forward_v1}, {"matmul_forward_v2", engine::matmul_forward_v2},
@@ -1357,4 +1822,12 @@ PYBIND11_MODULE(_cpu, m) {
                    arg("a"), arg("b"), "c = a @ b; a: (M, K), b: (K, N)");
     }
     def_attention_ladder(ladder);
+    ladder.def("conv2d_forward_v1", [](py::handle x, py::handle kernel, py::handle bias, const py::object& strides,
+                                       const py::object& padding, const py::object& dilation_rate,
+                                       const py::object& data_format) {
+        return py_conv2d_forward("conv2d_forward_v1", engine::conv2d_forward_v1, x, kernel, bias, strides, padding,
+                                 dilation_rate, data_format);
+    }, arg("x"), arg("kernel"), arg("bias") = py::none(), arg("strides") = py::make_tuple(1, 1),
+               arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last",
+               "The direct convolution: nested loops, one thread (same arguments as conv2d_forward)");
 }

@@ -184,5 +184,35 @@ void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurren
                          const float* dh, const float* x, const float* h0, const float* kernel,
                          const float* recurrent_kernel, const float* mask, const float* recurrent_mask, const float* y,
                          int64_t N, int64_t T, int64_t D, int64_t U, RnnActivation activation);
+// conv2d.cpp, pool2d.cpp: 2-D windows over NHWC images. Window2d is the geometry: input (N, H, W, C), window
+// KH x KW (a kernel or a pool), strides SH/SW, dilation DH/DW (1 for pooling), zero padding pad_top/pad_left
+// before the first row/column (the rest is implied by OH/OW), output OH x OW. Conv kernels are (KH, KW, C, F).
+struct Window2d {
+    int64_t N, H, W, C, KH, KW, SH, SW, DH, DW, pad_top, pad_left, OH, OW;
+};
+// y (N, OH, OW, F) = im2col(x) @ kernel + bias (bias may be nullptr). conv2d_forward_v1: the direct loops.
+void conv2d_forward(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
+void conv2d_forward_v1(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
+// dx (N, H, W, C), dkernel (KH, KW, C, F), dbias (F,) from dy (N, OH, OW, F); dx or dbias nullptr: not wanted.
+void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, const float* x, const float* kernel,
+                     const Window2d& g, int64_t F);
+// One image, output rows [oh0, oh1): cols ((oh1 - oh0) * OW, KH * KW * C); col2im adds cols back into dx.
+void im2col(float* cols, const float* x, const Window2d& g, int64_t oh0, int64_t oh1);
+void col2im(float* dx, const float* cols, const Window2d& g, int64_t oh0, int64_t oh1);
+// out[b, s, r] = in[b, r, s] for in (batch, R, S): NCHW <-> NHWC at the edges.
+void transpose_inner(float* out, const float* in, int64_t batch, int64_t R, int64_t S);
+// y (N, OH, OW, C); argmax (N, OH, OW, C): the input position h * W + w each max came from (first max wins).
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Window2d& g);
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Window2d& g);
+void avgpool2d_forward(float* y, const float* x, const Window2d& g);     // mean over the real pixels of a window
+void avgpool2d_backward(float* dx, const float* dy, const Window2d& g);
+
+// batchnorm.cpp: x viewed as (A, C, B), normalised per channel c. Training uses the batch statistics and
+// updates moving_mean and moving_var in place; inference uses them. mean, inv_std (C,): saved for backward.
+void batchnorm_forward(float* y, float* mean, float* inv_std, float* moving_mean, float* moving_var, const float* x,
+                       const float* gamma, const float* beta, int64_t A, int64_t C, int64_t B, double momentum,
+                       double epsilon, bool training);
+void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
+                        const float* mean, const float* inv_std, int64_t A, int64_t C, int64_t B, bool training);
 
 }  // namespace engine

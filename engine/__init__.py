@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from . import backend, cuda, ops, random, ref
 from . import activations, initializers, regularizers
 from . import layers, losses, metrics, optimizers, callbacks, models
+from . import datasets, visualize
 from . import functional  # noqa: F401  (registers Model(inputs, outputs)'s class for load_model)
 from .backend import get_backend, set_backend, trace, use_backend
 from .random import set_seed
@@ -27,6 +28,6 @@ del _apply_environment
 
 __all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "ops", "backend", "ref", "cuda", "random",
            "activations", "initializers", "regularizers", "layers", "losses", "metrics", "optimizers",
-           "callbacks", "models",
+           "callbacks", "models", "datasets", "visualize",
            "set_backend", "get_backend", "use_backend", "trace", "set_seed", "set_num_threads",
            "get_num_threads", "set_simd", "info", "__version__"]

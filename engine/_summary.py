@@ -48,6 +48,8 @@ def summary_lines(model, width=78, show_trainable=False):
         return left + mid.join(fill * c for c in cols) + right
 
     def cells(a, b, c):
+        if len(a) > cols[0] - 2:                         # a long name (batch_normalization_1 (BatchNormalization)) is cut
+            a = a[:cols[0] - 3] + "…"
         return "┃ " + a.ljust(cols[0] - 1) + "┃ " + b.ljust(cols[1] - 1) + "┃ " + c.rjust(cols[2] - 2) + " ┃"
 
     out = [f'Model: "{model.name}"', line("┏", "┳", "┓", "━"), cells("Layer (type)", "Output Shape", "Param #"),

@@ -1,4 +1,4 @@
-"""engine.ladder: the kernel ladders. Each family (matmul, softmax, attention; conv2d joins later)
+"""engine.ladder: the kernel ladders. Each family (matmul, conv2d, softmax, attention)
 is a list of rungs, from the plainest loop to the fastest kernel, each one a real, tested kernel that a
 learner can call by name on NumPy arrays and time against the others.
 
@@ -8,6 +8,7 @@ learner can call by name on NumPy arrays and time against the others.
         print(rung.name, rung.idea)
     c = ladder.run('matmul', 'v3', a, b)    # one rung on float32 arrays
     ladder.print_table('matmul', n=512)     # every rung timed on one size: time, GFLOP/s, speed-ups
+    ladder.print_table('conv2d', n=64)      # a batch of n 14x14x32 images, 64 filters of 3x3, padding='same'
     ladder.print_table('attention', n=1024) # one head, 1024 queries and keys of size 64
     ladder.peak_memory('attention', 'v2', n=4096)   # bytes one call adds, measured in a fresh process
 
@@ -32,6 +33,7 @@ class Rung:
     name: str
     idea: str                  # what this rung adds over the one before
     fn: Callable
+    unavailable: str = ""      # why the rung cannot run here (it is listed, not timed); "" when it can
 
 
 def _matmul_rungs():
@@ -74,7 +76,52 @@ def _attention_rungs():
              "register-blocked tile products; memory O(T + S): engine's attention_forward", cpu.attention_forward_v2)])
 
 
-_FAMILIES = {"matmul": _matmul_rungs, "softmax": _softmax_rungs, "attention": _attention_rungs}
+def _cython_conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
+                   data_format="channels_last"):
+    """The Cython rung: im2col by typed-memoryview loops (engine/_im2col_cython.pyx), then NumPy's matmul."""
+    from . import _im2col_cython
+    from .ref import conv2d as spec
+    N, H, W, C, (OH, OW), (top, _, left, _) = spec.geometry("conv2d_cython", x.shape, kernel.shape[:2], strides,
+                                                            padding, dilation_rate, data_format)
+    KH, KW, _, F = kernel.shape
+    (SH, SW), (DH, DW) = spec.int_pair("conv2d_cython", "strides", strides), spec.int_pair("conv2d_cython",
+                                                                                            "dilation_rate", dilation_rate)
+    cols = np.empty((N * OH * OW, KH * KW * C), dtype=np.float32)
+    _im2col_cython.im2col(np.ascontiguousarray(spec.to_nhwc(x, data_format), dtype=np.float32), cols, KH, KW, SH, SW,
+                          DH, DW, top, left, OH, OW)
+    y = cols @ kernel.reshape(KH * KW * C, F)
+    if bias is not None:
+        y += bias
+    return spec.from_nhwc(y.reshape(N, OH, OW, F), data_format)
+
+
+def _cython_unavailable():
+    try:
+        from . import _im2col_cython  # noqa: F401
+        return ""
+    except ImportError as err:
+        return (f"engine._im2col_cython was not built ({err}): install Cython and reinstall engine "
+                "(pip install Cython && pip install -e .)")
+
+
+def _conv2d_rungs():
+    rungs = [Rung("conv2d", "ref", "NumPy im2col (one strided slice per kernel tap) + one matrix product (OpenBLAS): "
+                  "the reference", ref.conv2d_forward)]
+    if not backend.available("cpu"):
+        return rungs
+    cpu = backend.get("cpu")
+    return rungs + [
+        Rung("conv2d", "v1", "direct convolution in C++: seven nested loops, one thread, no copies",
+             cpu.ladder.conv2d_forward_v1),
+        Rung("conv2d", "cython", "im2col as typed-memoryview loops compiled by Cython, then NumPy's matmul",
+             _cython_conv2d, _cython_unavailable()),
+        Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM accumulating onto the bias, OpenMP over "
+             "blocks: engine's conv2d_forward", cpu.conv2d_forward),
+    ]
+
+
+_FAMILIES = {"matmul": _matmul_rungs, "conv2d": _conv2d_rungs, "softmax": _softmax_rungs,
+             "attention": _attention_rungs}
 
 
 def families():
@@ -120,7 +167,18 @@ def _median_time(fn, args, min_time):
     return float(np.median(times))
 
 
-_SIZES = {"matmul": "{n} x {n} x {n}", "softmax": "({n}, 1024) rows", "attention": "one head, T = S = {n}, head size 64"}
+def _conv2d_inputs(n, seed=0):
+    """The ladder's convolution: n images of 14 x 14 x 32, 64 filters of 3 x 3, padding='same' (the second
+    convolution of the lecture's MNIST classifier)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 14, 14, 32)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    return (x, kernel, bias, 1, "same"), 2.0 * n * 14 * 14 * 64 * 3 * 3 * 32
+
+
+_SIZES = {"matmul": "{n} x {n} x {n}", "conv2d": "{n} images 14x14x32, 64 filters 3x3, padding='same'",
+          "softmax": "({n}, 1024) rows", "attention": "one head, T = S = {n}, head size 64"}
 
 
 def _inputs(family, n, seed=0):
@@ -128,6 +186,8 @@ def _inputs(family, n, seed=0):
     rng = np.random.default_rng(seed)
     if family == "matmul":
         return _matmul_inputs(n), 2.0 * n ** 3
+    if family == "conv2d":
+        return _conv2d_inputs(n, seed)
     if family == "softmax":              # 5 operations a value: max, subtract, exp, add, divide
         return (rng.standard_normal((n, 1024)).astype(np.float32),), 5.0 * n * 1024
     q, k, v = (rng.standard_normal((1, n, 1, 64)).astype(np.float32) for _ in range(3))
@@ -135,15 +195,18 @@ def _inputs(family, n, seed=0):
 
 
 def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
-    """Time every rung of `family` on one size n (matmul: n x n x n; softmax: n rows of 1024; attention: one
-    head of n queries and keys); rows of dicts with name, seconds, gflops, speedup (over the rung before) and
-    of_ref (the fraction of the reference's speed). A rung whose single run takes longer than
-    skip_slower_than seconds is timed once."""
+    """Time every rung of `family` on one size n (matmul: n x n x n; conv2d: n images, see _conv2d_inputs;
+    softmax: n rows of 1024; attention: one head of n queries and keys); rows of dicts with name, seconds,
+    gflops, speedup (over the rung before) and of_ref (the fraction of the reference's speed). A rung whose
+    single run takes longer than skip_slower_than seconds is timed once; a rung that cannot run here is left
+    out (print_table lists it with the reason)."""
     if family not in _FAMILIES:
         raise ValueError(f"ladder.table: expected a family in {families()}. Received: family={family!r}")
     args, flops = _inputs(family, n)
     rows, previous = [], None
     for rung in rungs(family):
+        if rung.unavailable:
+            continue
         start = time.perf_counter()
         rung.fn(*args)
         once = time.perf_counter() - start
@@ -162,11 +225,14 @@ def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
     rows = table(family, n, min_time)
     threads = backend.get("cpu").get_num_threads() if backend.available("cpu") else 1
     print_fn(f"{family} ladder, {_SIZES[family].format(n=n)}, float32, {threads} threads")
-    print_fn(f"  {'rung':<5} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
+    print_fn(f"  {'rung':<6} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
     for row in rows:
         speedup = "" if row["speedup"] is None else f"{row['speedup']:.1f}x"
-        print_fn(f"  {row['name']:<5} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
+        print_fn(f"  {row['name']:<6} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
                  f"{row['of_ref']:>8.0%}  {row['idea']}")
+    for rung in rungs(family):
+        if rung.unavailable:
+            print_fn(f"  {rung.name:<6} {'-':>10} unavailable: {rung.unavailable}")
     return rows
 
 

@@ -801,3 +801,154 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=
         return k.simple_rnn_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask,
                                      recurrent_mask, y, activation)
     return tuple(_outputs([y, h], tuple(parents), backward, "simple_rnn"))
+# --------------------------------------------------------------------------------------------- convolution, pooling, batch norm
+# Keras 3's ops.conv, ops.max_pool, ops.average_pool and ops.pad, engine's global pooling and fused batch norm, on
+# the conv2d, pool2d and batchnorm kernels
+# (engine/ref/conv2d.py, pool2d.py, batchnorm.py). 2-D operands are images (N, H, W, C) (or (N, C, H, W) with
+# data_format='channels_first'); 1-D ones, sequences (N, L, C), run as images of height 1.
+
+
+def _image_format(data_format):
+    return "channels_last" if data_format is None else data_format
+
+
+def _as_image(x, data_format, where):
+    """x as a rank-4 image batch: a rank-3 sequence gets a height of 1. Returns (image, was_sequence)."""
+    if x.ndim == 4:
+        return x, False
+    if x.ndim == 3:
+        axis = 1 if data_format == "channels_last" else 2
+        return expand_dims(x, axis), True
+    raise ValueError(f"{where}: expected inputs of rank 3 (N, L, C) or 4 (N, H, W, C). Received: inputs.shape={x.shape}")
+
+
+def _sequence_padding(padding, span):
+    """A 1-D padding as the 2-D kernels take it: 'causal' puts the whole span - 1 on the left (the start)."""
+    if padding == "causal":
+        return ((0, 0), (span - 1, 0))
+    return padding
+
+
+def _from_image(y, was_sequence, data_format):
+    if not was_sequence:
+        return y
+    return squeeze(y, 1 if data_format == "channels_last" else 2)
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1, bias=None):
+    """Convolution, as keras.ops.conv, with an optional fused bias. 2-D: inputs (N, H, W, C), kernel
+    (KH, KW, C, F) -> (N, OH, OW, F); 1-D: inputs (N, L, C), kernel (K, C, F) -> (N, OL, F), where padding may
+    also be 'causal'. strides and dilation_rate: an int or one per spatial axis; padding: 'valid' or 'same'."""
+    x, w = convert_to_tensor(inputs), convert_to_tensor(kernel)
+    data_format = _image_format(data_format)
+    padding = padding.lower() if isinstance(padding, str) else padding
+    image, was_sequence = _as_image(x, data_format, "conv")
+    if was_sequence:
+        if w.ndim != 3:
+            raise ValueError(f"conv: expected a kernel of shape (K, C, F) for 1-D inputs. Received: kernel.shape={w.shape}")
+        dilation = dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) else dilation_rate
+        padding = _sequence_padding(padding, (w.shape[0] - 1) * dilation + 1)
+        strides = (1, strides[0] if isinstance(strides, (tuple, list)) else strides)
+        dilation_rate = (1, dilation)
+        w = expand_dims(w, 0)
+    elif padding == "causal":
+        raise ValueError("conv: padding='causal' is for 1-D inputs (N, L, C). Received: padding='causal' with "
+                         f"inputs.shape={x.shape}")
+    b = None if bias is None else convert_to_tensor(bias, image.dtype)
+    if w.dtype != image.dtype:
+        image, w = convert_to_tensor(image, np.float64), convert_to_tensor(w, np.float64)
+    k = kernels(image.dtype)
+    args = (strides, padding, dilation_rate, data_format)
+    y = k.conv2d_forward(image.data, w.data, None if b is None else b.data, *args)
+
+    def backward(g):
+        grads = k.conv2d_backward(g, image.data, w.data, *args, image.requires_grad)   # dx (or None), dkernel, dbias
+        return grads if b is not None else grads[:2]
+    out = result(y, (image, w) if b is None else (image, w, b), backward, "conv2d")
+    return _from_image(out, was_sequence, data_format)
+
+
+def _pool(kind, inputs, pool_size, strides, padding, data_format):
+    x = convert_to_tensor(inputs)
+    data_format = _image_format(data_format)
+    padding = padding.lower() if isinstance(padding, str) else padding
+    where = "max_pool" if kind == "max" else "average_pool"
+    image, was_sequence = _as_image(x, data_format, where)
+    if was_sequence:
+        pool_size = (1, pool_size[0] if isinstance(pool_size, (tuple, list)) else pool_size)
+        if strides is not None:
+            strides = (1, strides[0] if isinstance(strides, (tuple, list)) else strides)
+    k = kernels(image.dtype)
+    args = (pool_size, strides, padding, data_format)
+    if kind == "max":
+        y, argmax = k.maxpool2d_forward(image.data, *args)
+        out = result(y, (image,), lambda g: (k.maxpool2d_backward(g, image.data, argmax, *args),), "maxpool2d")
+    else:
+        y = k.avgpool2d_forward(image.data, *args)
+        out = result(y, (image,), lambda g: (k.avgpool2d_backward(g, image.data, *args),), "avgpool2d")
+    return _from_image(out, was_sequence, data_format)
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Max over each pool_size window (keras.ops.max_pool): 2-D (N, H, W, C) or 1-D (N, L, C) inputs.
+    strides=None means strides = pool_size. The gradient goes to the first maximum of each window."""
+    return _pool("max", inputs, pool_size, strides, padding, data_format)
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """Mean over each pool_size window (keras.ops.average_pool); with padding='same' the padded pixels are
+    not counted."""
+    return _pool("average", inputs, pool_size, strides, padding, data_format)
+
+
+def _global_pool(kind, inputs, data_format, keepdims):
+    x, data_format = convert_to_tensor(inputs), _image_format(data_format)
+    k = kernels(x.dtype)
+    y = getattr(k, f"global_{kind}pool2d_forward")(x.data, data_format, keepdims)
+    saved = (y,) if kind == "max" else ()                   # the max's backward finds the maxima again from y
+    backward = getattr(k, f"global_{kind}pool2d_backward")
+    return result(y, (x,), lambda g: (backward(g, x.data, *saved, data_format, keepdims),), f"global_{kind}pool2d")
+
+
+def global_average_pool(inputs, data_format=None, keepdims=False):
+    """The mean over height and width of images (N, H, W, C) -> (N, C) (or (N, 1, 1, C) with keepdims)."""
+    return _global_pool("avg", inputs, data_format, keepdims)
+
+
+def global_max_pool(inputs, data_format=None, keepdims=False):
+    """The max over height and width of images (N, H, W, C) -> (N, C); tied maxima share the gradient (Keras)."""
+    return _global_pool("max", inputs, data_format, keepdims)
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """keras.ops.pad in 'constant' mode: pad_width is one (before, after) pair per axis (or one pair for all);
+    the gradient is the unpadded part of the upstream gradient."""
+    x = convert_to_tensor(x)
+    if mode != "constant":
+        raise ValueError(f"pad: engine pads with a constant only (the gradient of the other modes is not "
+                         f"implemented). Received: mode={mode!r}")
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: expected pad_width with one (before, after) pair per axis of x (rank {x.ndim}). "
+                         f"Received: pad_width={pad_width!r}") from None
+    if (widths < 0).any():
+        raise ValueError(f"pad: expected non-negative pad widths. Received: pad_width={pad_width!r}")
+    y = np.pad(x.data, widths, constant_values=0 if constant_values is None else constant_values)
+    inside = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
+    return result(y, (x,), lambda g: (g[inside],), "pad")
+
+
+def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3, training=False, axis=-1):
+    """Fused batch normalisation (engine's, the kernel BatchNormalization runs): y = gamma * (x - mean) /
+    sqrt(var + epsilon) + beta per channel of `axis`. training=True uses the batch's mean and (biased) variance
+    and updates the NumPy arrays moving_mean and moving_variance in place (m = m * momentum + stat * (1 -
+    momentum)); training=False uses them. Gradients flow to x, gamma and beta."""
+    x, gamma, beta = convert_to_tensor(x), convert_to_tensor(gamma), convert_to_tensor(beta)
+    k = kernels(x.dtype)
+    y, mean_, inv_std = k.batchnorm_forward(x.data, gamma.data, beta.data, moving_mean, moving_variance,
+                                            float(momentum), float(epsilon), bool(training), axis)
+
+    def backward(g):
+        return k.batchnorm_backward(g, x.data, gamma.data, mean_, inv_std, bool(training), axis)
+    return result(y, (x, gamma, beta), backward, "batchnorm")

@@ -8,6 +8,10 @@ layer normalisation, a residual block).
 
 
 model.fit on a real regression data set, and recurrent networks (an RNN step by hand, an LSTM's gates).
+
+
+model.fit on a real regression data set, and a convolutional network: convolution with padding, strides and
+dilation, max pooling, and a small image classifier.
 """
 import math
 import sys
@@ -296,8 +300,68 @@ def recurrent(epochs=4):
           "draws them all.")
 
 
+def cnn(epochs=12):
+    _heading("7. Convolution, padding, strides, dilation, pooling: a CNN reads digits")
+    from . import visualize
+    from .layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
+    from .models import Sequential
+
+    image = np.zeros((1, 6, 6, 1), np.float32)
+    image[0, :, 3:, 0] = 1.0                                            # dark left half, bright right half
+    edge = np.array([-1, 0, 1], np.float32).reshape(1, 3, 1, 1)         # (KH, KW, C, F): left-to-right change
+    print("a 6x6 image with a vertical edge, and the kernel [-1 0 1] that finds it (the kernel scans the image):")
+    for padding, strides, dilation in [("valid", 1, 1), ("same", 1, 1), ("same", 2, 1), ("valid", 1, 2)]:
+        with engine.trace() as calls:
+            y = ops.conv(image, edge, strides=strides, padding=padding, dilation_rate=dilation)
+        print(f"  padding={padding!r:<8} strides={strides} dilation_rate={dilation}: output {y.shape[1:3]}, "
+              f"first row {y.numpy()[0, 0, :, 0].tolist()}      kernel: {_kernels(calls)}")
+    layer = Conv2D(1, 3, strides=2, padding="same")
+    print(visualize.explain(layer, (7, 7, 1)))
+    print(visualize.footprint(layer, (7, 7, 1), output=(1, 2)))
+    x = np.array([[1, 3, 2, 1], [4, 2, 0, 1], [5, 1, 7, 3], [0, 2, 3, 3]], np.float32).reshape(1, 4, 4, 1)
+    with engine.trace() as calls:
+        pooled = ops.max_pool(x, 2)
+    print(f"max pooling 2x2 keeps each window's largest value: {x[0, :, :, 0].tolist()} -> "
+          f"{pooled.numpy()[0, :, :, 0].tolist()}      kernel: {_kernels(calls)}")
+
+    X, y, description = _digit_images()
+    order = np.random.default_rng(0).permutation(len(X))                 # the file is sorted by writer: mix it
+    X, y = X[order], y[order]
+    engine.set_seed(0)
+    split = int(0.8 * len(X))
+    model = Sequential([Input(shape=X.shape[1:]), Conv2D(16, 3, padding="same", activation="relu"), MaxPooling2D(),
+                        Conv2D(32, 3, padding="same", activation="relu"), MaxPooling2D(), Flatten(),
+                        Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.summary()
+    print(visualize.receptive_fields(model))
+    with engine.trace() as calls:
+        history = model.fit(X[:split], y[:split], epochs=epochs, batch_size=32, verbose=0).history
+    accuracy = model.evaluate(X[split:], y[split:], verbose=0)[1]
+    print(f"{description}: after {epochs} epochs the training accuracy is {history['accuracy'][-1]:.3f}, "
+          f"on {len(X) - split} held-out images {accuracy:.3f}")
+    print(f"kernels: {_kernels(c for c in calls if 'conv' in c or 'pool' in c)}")
+
+
+def _digit_images():
+    """(X (N, 8, 8, 1) in [0, 1], y, description): scikit-learn's digits, or generated bars when it is missing."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 10, 600)
+        X = rng.random((600, 8, 8, 1), dtype=np.float32) * 0.3
+        for i, label in enumerate(y):                                   # class c: a bar at row or column c % 8
+            X[i, label % 8, :, 0] += 1.0 if label < 8 else 0.0
+            X[i, :, label % 8, 0] += 1.0 if label >= 8 else 0.0
+        return X, y, "generated 8x8 bar images (install scikit-learn for the digits)"
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32).reshape(-1, 8, 8, 1), y, "scikit-learn's 8x8 digits"
+
+
 SECTIONS = {"neuron": neuron, "activations": activations, "loss": loss, "gradient_descent": gradient_descent,
-            "dense_network": dense_network, "matmul": matmul, "recurrent": recurrent, "attention": attention}
+            "dense_network": dense_network, "matmul": matmul, "cnn": cnn, "recurrent": recurrent,
+            "attention": attention}
 
 
 def main(argv=None):

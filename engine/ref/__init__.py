@@ -21,3 +21,7 @@ from .reduce import max_backward, max_forward, mean_backward, mean_forward, sum_
 from .embedding import embedding_backward, embedding_forward
 from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, simple_rnn_backward,
                   simple_rnn_forward)
+from .batchnorm import batchnorm_backward, batchnorm_forward
+from .conv2d import conv2d_backward, conv2d_forward
+from .pool2d import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward, global_avgpool2d_forward,
+                     global_maxpool2d_backward, global_maxpool2d_forward, maxpool2d_backward, maxpool2d_forward)

@@ -1,4 +1,4 @@
-"""engine.visualize: seeing where a model looks.
+"""engine.visualize.attention: seeing where a model looks.
 
     weights = attention_weights(model, x, "transformer_decoder/cross_attention")   # (batch, heads, T, S)
     print(render_attention(weights[0], french_words, english_words))               # a table in the terminal
@@ -11,9 +11,9 @@ cross-attention the rows are the output words and the columns the input words, a
 """
 import numpy as np
 
-from .layers.attention import MultiHeadAttention
-from .layers.base import Layer
-from .tensor import no_grad
+from ..layers.attention import MultiHeadAttention
+from ..layers.base import Layer
+from ..tensor import no_grad
 
 
 def _children(layer):

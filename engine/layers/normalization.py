@@ -1,0 +1,79 @@
+"""BatchNormalization, with Keras 3's arguments, defaults and weights.
+
+Weights, in Keras' order: gamma (if scale), beta (if center), moving_mean, moving_variance; the last two are
+non-trainable, updated during training, and saved with the model like every weight. Runs the batchnorm
+kernels (engine/ref/batchnorm.py, csrc/batchnorm.cpp) through ops.batch_norm.
+"""
+import numpy as np
+
+from .. import initializers, ops, regularizers
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """Normalise each channel of `axis` (the last by default) to mean 0 and variance 1, then scale by gamma and
+    shift by beta: y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
+
+    Training (fit, or calling with training=True on a trainable layer) uses the batch's mean and variance and
+    moves the moving statistics toward them: moving = moving * momentum + batch * (1 - momentum). Inference
+    (predict, evaluate, training=False, or a layer with trainable=False, as in Keras) uses the moving
+    statistics. Keras' defaults: momentum=0.99, epsilon=1e-3."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"BatchNormalization: expected axis to be an int (engine normalises one axis). "
+                             f"Received: axis={axis!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNormalization: expected momentum in [0, 1]. Received: momentum={momentum!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+            raise ValueError(f"BatchNormalization: expected epsilon > 0. Received: epsilon={epsilon!r}")
+        self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank or input_shape[self.axis] is None:
+            raise ValueError(f"BatchNormalization '{self.name}': expected axis={self.axis} to name an axis of known "
+                             f"size. Received: input_shape={tuple(input_shape)}")
+        C = (int(input_shape[self.axis]),)
+        self.gamma = self.add_weight(C, self.gamma_initializer, regularizer=self.gamma_regularizer,
+                                     name="gamma") if self.scale else None
+        self.beta = self.add_weight(C, self.beta_initializer, regularizer=self.beta_regularizer,
+                                    name="beta") if self.center else None
+        self.moving_mean = self.add_weight(C, self.moving_mean_initializer, trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(C, self.moving_variance_initializer, trainable=False,
+                                               name="moving_variance")
+        self.built = True
+
+    def call(self, inputs, training=None):
+        C = self.moving_mean.shape[0]
+        if not -inputs.ndim <= self.axis < inputs.ndim or inputs.shape[self.axis] != C:
+            raise ValueError(f"BatchNormalization '{self.name}': expected an input with {C} values on axis "
+                             f"{self.axis} (the layer was built for it). Received: input.shape={inputs.shape}")
+        gamma = self.gamma if self.gamma is not None else np.ones(C, np.float32)
+        beta = self.beta if self.beta is not None else np.zeros(C, np.float32)
+        use_batch = bool(training) and self.trainable
+        return ops.batch_norm(inputs, gamma, beta, self.moving_mean.data, self.moving_variance.data, self.momentum,
+                              self.epsilon, use_batch, self.axis)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}

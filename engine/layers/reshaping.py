@@ -1,0 +1,98 @@
+"""Reshaping layers: ZeroPadding2D (rows and columns of zeros around an image) and Reshape, with Keras 3's
+arguments. Both are plain ops (ops.pad, ops.reshape): the gradient of a pad is the unpadded part, of a
+reshape the same values in the old shape."""
+import numpy as np
+
+from .. import ops
+from .base import Layer
+from .conv import check_rank, data_format_arg, join_shape, split_shape
+
+
+def _padding_pairs(padding):
+    """Keras' forms: an int (all four sides), (rows, columns), or ((top, bottom), (left, right))."""
+    def count(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+    if count(padding):
+        return ((int(padding),) * 2,) * 2
+    try:
+        first, second = padding
+    except (TypeError, ValueError):
+        first = second = None
+    if count(first) and count(second):
+        return ((int(first),) * 2, (int(second),) * 2)
+    try:
+        pairs = tuple(tuple(int(v) for v in p) for p in (first, second) if all(count(v) for v in p) and len(p) == 2)
+    except TypeError:
+        pairs = ()
+    if len(pairs) == 2:
+        return pairs
+    raise ValueError("ZeroPadding2D: expected padding to be a non-negative int, a tuple of 2 (rows, columns) or "
+                     f"((top, bottom), (left, right)). Received: padding={padding!r}")
+
+
+class ZeroPadding2D(Layer):
+    """Add rows of zeros above and below and columns left and right: (N, H, W, C) -> (N, H + top + bottom,
+    W + left + right, C). padding: an int, (rows, columns) or ((top, bottom), (left, right))."""
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _padding_pairs(padding)
+        self.data_format = data_format_arg("ZeroPadding2D", data_format)
+
+    def _widths(self):
+        (t, b), (l, r) = self.padding
+        if self.data_format == "channels_last":
+            return ((0, 0), (t, b), (l, r), (0, 0))
+        return ((0, 0), (0, 0), (t, b), (l, r))
+
+    def call(self, inputs):
+        if inputs.ndim != 4:
+            check_rank(self, inputs.shape, 2, self.data_format)
+        return ops.pad(inputs, self._widths())
+
+    def compute_output_shape(self, input_shape):
+        check_rank(self, input_shape, 2, self.data_format)
+        batch, (H, W), C = split_shape(input_shape, self.data_format)
+        (t, b), (l, r) = self.padding
+        return join_shape(batch, (None if H is None else H + t + b, None if W is None else W + l + r), C,
+                          self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
+
+
+class Reshape(Layer):
+    """Give each sample a new shape: (N, ...) -> (N, *target_shape); one entry of target_shape may be -1."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            shape = tuple(target_shape)
+        except TypeError:
+            shape = None
+        if shape is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and (d > 0 or d == -1)
+                                    for d in shape) or list(shape).count(-1) > 1:
+            raise ValueError(f"Reshape: expected target_shape to be a tuple of positive ints, at most one of them -1. "
+                             f"Received: target_shape={target_shape!r}")
+        self.target_shape = tuple(int(d) for d in shape)
+
+    def _resolve(self, input_shape):
+        """target_shape with -1 filled in for one sample of input_shape (None when a size is unknown)."""
+        sizes = input_shape[1:]
+        if any(d is None for d in sizes):
+            return tuple(None if d == -1 else d for d in self.target_shape)
+        total, known = int(np.prod(sizes)), int(np.prod([d for d in self.target_shape if d != -1]))
+        fits = total % known == 0 if -1 in self.target_shape else total == known
+        if not fits:
+            raise ValueError(f"Reshape '{self.name}': expected target_shape={self.target_shape} to hold the {total} "
+                             f"values of one sample. Received: input_shape={tuple(input_shape)}")
+        return tuple(total // known if d == -1 else d for d in self.target_shape)
+
+    def call(self, inputs):
+        return ops.reshape(inputs, (inputs.shape[0],) + self._resolve(inputs.shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._resolve(tuple(input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
