@@ -95,8 +95,9 @@ void matmul_forward_v3(float* c, const float* a, const float* b, int64_t M, int6
 //                           ic: M in blocks of MC (pack A: MC x KC)  ->  jr, ir: MR x NR tiles of C
 // Packed A: MR-row panels, each stored k-major (ap[k * MR + r]); packed B: NR-column panels, each
 // stored k-major (bp[k * NR + s]). The micro-kernel reads both with unit stride; rows past the matrix
-// edge are packed as zeros, so it never branches on them. A small B (it fits in L2 and is not
-// transposed) is read in place instead of packed: packing would cost more than it saves.
+// edge are packed as zeros, so it never branches on them. Where packing would cost more than it saves,
+// the micro-kernel reads the matrix in place instead: a small B (not transposed, fits in L2), and an A
+// (not transposed) that is small or feeds a narrow output (kDirectA* below).
 
 struct Blocking { int64_t MR, NR, MC, KC, NC; };
 
@@ -131,17 +132,34 @@ static void pack_b(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc
     }
 }
 
-// Micro-kernels: the rows x cols (at most MR x NR) tile of C = sum over k of ap[k, :]^T b[k, :], written
-// over C (overwrite) or added to it. ap: a packed A panel. b: row k at b + k * b_rs, either a packed B
+// Where a micro-kernel finds A(r, k) for the rows of its tile. Packed: a packed panel, A(r, k) =
+// a[k * MR + r], constant offsets the compiler folds into each load. In place (A not transposed):
+// A(r, k) = a[r * rs + k], read through one pointer per row.
+struct PanelA { const float* a; int64_t rs; };
+
+template <bool Packed, int MR>
+struct PanelReader {
+    const float* rows[MR];
+    const float* packed;
+    PanelReader(PanelA pa, int64_t valid_rows) : packed(pa.a) {
+        if (!Packed)                             // rows past the matrix edge re-read the last row (never stored)
+            for (int r = 0; r < MR; r++) rows[r] = pa.a + std::min<int64_t>(r, valid_rows - 1) * pa.rs;
+    }
+    float operator()(int r, int64_t k) const { return Packed ? packed[k * MR + r] : rows[r][k]; }
+};
+
+// Micro-kernels: the rows x cols (at most MR x NR) tile of C = sum over k of A(:, k) b[k, :], written
+// over C (overwrite) or added to it. pa: the A panel (packed or in place). b: row k at b + k * b_rs, a packed B
 // panel (b_rs = NR) or B itself (b_rs = its row length). Full = every column of the tile exists; an edge
 // tile (Full = false) masks its loads and stores so nothing past the matrix is read or written. The
 // accumulators are local arrays of vectors; fully unrolled, every one of them stays in a register.
-template <bool Full>
-ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+template <bool Full, bool Packed>
+ENGINE_AVX512 static void micro_avx512(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c,
                                        int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 12;                       // 12 x 32: 24 zmm accumulators + 2 for B + 1 for A
     const __mmask16 m0 = Full || cols >= 16 ? 0xffff : static_cast<__mmask16>((1u << cols) - 1);
     const __mmask16 m1 = Full || cols >= 32 ? 0xffff : cols <= 16 ? 0 : static_cast<__mmask16>((1u << (cols - 16)) - 1);
+    const PanelReader<Packed, MR> A(pa, rows);
     __m512 acc0[MR], acc1[MR];
     #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -151,9 +169,9 @@ ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float*
         const __m512 b1 = Full ? _mm512_loadu_ps(bk + 16) : _mm512_maskz_loadu_ps(m1, bk + 16);
         #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
-            const __m512 ar = _mm512_set1_ps(ap[k * MR + r]);
-            acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+            const __m512 a_rk = _mm512_set1_ps(A(r, k));
+            acc0[r] = _mm512_fmadd_ps(a_rk, b0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(a_rk, b1, acc1[r]);
         }
     }
     #pragma GCC unroll 12
@@ -171,17 +189,19 @@ ENGINE_AVX512 static void micro_avx512(int64_t kc, const float* ap, const float*
 
 // The half-width edge kernel (12 x 16): for a last panel of at most 16 columns (a 10-class output
 // layer), it does half the work of the 12 x 32 kernel with its loads masked.
-ENGINE_AVX512 static void micro_avx512_half(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+template <bool Packed>
+ENGINE_AVX512 static void micro_avx512_half(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c,
                                             int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 12;
     const __mmask16 m0 = cols >= 16 ? 0xffff : static_cast<__mmask16>((1u << cols) - 1);
+    const PanelReader<Packed, MR> A(pa, rows);
     __m512 acc[MR];
     #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_maskz_loadu_ps(m0, b + k * b_rs);
         #pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[k * MR + r]), b0, acc[r]);
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(A(r, k)), b0, acc[r]);
     }
     #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
@@ -197,11 +217,12 @@ ENGINE_AVX2 static inline __m256i avx2_mask(int64_t count) {   // lanes 0 .. cou
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-template <bool Full>
-ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+template <bool Full, bool Packed>
+ENGINE_AVX2 static void micro_avx2(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c,
                                    int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 6;                        // 6 x 16: 12 ymm accumulators + 2 for B + 1 for A
     const __m256i m0 = avx2_mask(Full ? 8 : cols), m1 = avx2_mask(Full ? 8 : cols - 8);
+    const PanelReader<Packed, MR> A(pa, rows);
     __m256 acc0[MR], acc1[MR];
     #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -211,9 +232,9 @@ ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* b, 
         const __m256 b1 = Full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
         #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
-            const __m256 ar = _mm256_set1_ps(ap[k * MR + r]);
-            acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            const __m256 a_rk = _mm256_set1_ps(A(r, k));
+            acc0[r] = _mm256_fmadd_ps(a_rk, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(a_rk, b1, acc1[r]);
         }
     }
     #pragma GCC unroll 6
@@ -229,17 +250,19 @@ ENGINE_AVX2 static void micro_avx2(int64_t kc, const float* ap, const float* b, 
     }
 }
 
-ENGINE_AVX2 static void micro_avx2_half(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c,
+template <bool Packed>
+ENGINE_AVX2 static void micro_avx2_half(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c,
                                         int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 6;                        // 6 x 8: the AVX2 twin of micro_avx512_half
     const __m256i m0 = avx2_mask(cols);
+    const PanelReader<Packed, MR> A(pa, rows);
     __m256 acc[MR];
     #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_maskload_ps(b + k * b_rs, m0);
         #pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(ap[k * MR + r]), b0, acc[r]);
+        for (int r = 0; r < MR; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(A(r, k)), b0, acc[r]);
     }
     #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
@@ -250,35 +273,50 @@ ENGINE_AVX2 static void micro_avx2_half(int64_t kc, const float* ap, const float
     }
 }
 
-template <bool Full>
-static void micro_portable(int64_t kc, const float* ap, const float* b, int64_t b_rs, float* c, int64_t ldc,
+template <bool Full, bool Packed>
+static void micro_portable(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c, int64_t ldc,
                            int64_t rows, int64_t cols, bool overwrite) {
     constexpr int MR = 4, NR = 8;                // plain loops; the compiler vectorises them with SSE2
     const int64_t width = Full ? NR : cols;
+    const PanelReader<Packed, MR> A(pa, rows);
     float acc[MR][NR] = {};
     for (int64_t k = 0; k < kc; k++)
         for (int r = 0; r < MR; r++)
-            for (int64_t s = 0; s < width; s++) acc[r][s] += ap[k * MR + r] * b[k * b_rs + s];
+            for (int64_t s = 0; s < width; s++) acc[r][s] += A(r, k) * b[k * b_rs + s];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t s = 0; s < width; s++) c[r * ldc + s] = overwrite ? acc[r][s] : c[r * ldc + s] + acc[r][s];
 }
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int64_t, int64_t, bool);
+using MicroKernel = void (*)(int64_t, PanelA, const float*, int64_t, float*, int64_t, int64_t, int64_t, bool);
 
-struct Path { MicroKernel full, edge, half; Blocking blk; };     // half: edge tiles of <= NR / 2 columns
+// One path's kernels: [packed A?] full tiles, edge tiles, and half-width edge tiles (<= NR / 2 columns).
+struct Path { MicroKernel full[2], edge[2], half[2]; Blocking blk; };
 
 // Block sizes: a B panel (KC x NR) and an A panel (MR x KC) fit in L1 together; the packed A block
 // (MC x KC) stays in L2. Measured on the 2-core test machine (see bench/bench_matmul.py).
 static Path path_for(Simd simd) {
     switch (simd) {
-        case Simd::avx512: return {micro_avx512<true>, micro_avx512<false>, micro_avx512_half, {12, 32, 144, 256, 4096}};
-        case Simd::avx2: return {micro_avx2<true>, micro_avx2<false>, micro_avx2_half, {6, 16, 144, 256, 4096}};
-        default: return {micro_portable<true>, micro_portable<false>, micro_portable<false>, {4, 8, 128, 256, 4096}};
+        case Simd::avx512:
+            return {{micro_avx512<true, false>, micro_avx512<true, true>},
+                    {micro_avx512<false, false>, micro_avx512<false, true>},
+                    {micro_avx512_half<false>, micro_avx512_half<true>}, {12, 32, 144, 256, 4096}};
+        case Simd::avx2:
+            return {{micro_avx2<true, false>, micro_avx2<true, true>}, {micro_avx2<false, false>, micro_avx2<false, true>},
+                    {micro_avx2_half<false>, micro_avx2_half<true>}, {6, 16, 144, 256, 4096}};
+        default:
+            return {{micro_portable<true, false>, micro_portable<true, true>},
+                    {micro_portable<false, false>, micro_portable<false, true>},
+                    {micro_portable<false, false>, micro_portable<false, true>}, {4, 8, 128, 256, 4096}};
     }
 }
 
 // B is read in place when it is not transposed and small enough to stay in L2 (1 MiB here): 64K floats.
 constexpr int64_t kDirectBMax = int64_t{1} << 16;
+// A (not transposed) is read in place, row by row, when packing it would not pay: when each packed panel
+// would serve at most kDirectANarrow column panels of C (a narrow output, such as a convolution with 64
+// filters), or when all of A fits in L2. Packing is a strided copy, as slow as the multiply for such shapes.
+constexpr int64_t kDirectANarrow = 2;
+constexpr int64_t kDirectAMax = int64_t{1} << 16;
 
 // Packing buffers, reused across calls: one pair per calling thread (Python threads may call
 // kernels at the same time: the GIL is released), shared by the OpenMP team of that call.
@@ -295,7 +333,7 @@ struct GemmPlan {
     const float* a; int64_t ars, acs;            // op(A)(i, k) = a[i * ars + k * acs]
     const float* b; int64_t brs, bcs;            // op(B)(k, j) = b[k * brs + j * bcs]
     float* c; int64_t M, N, K;
-    bool accumulate, pack_b;
+    bool accumulate, pack_a, pack_b;
     const Epilogue* epilogue;                    // applied to each tile after its last K slice
     Path path;
     float* ap; float* bp;
@@ -322,24 +360,33 @@ static void gemm_loops(const GemmPlan& g, int t, int threads) {
             }
             for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
                 const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
-                for (int64_t p = t; p < panels_a; p += threads)
-                    pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
-                team_barrier(threads);
-                // Tiles in (jr, ir) order, one contiguous run per thread: a thread reuses its B panel.
+                if (g.pack_a) {
+                    for (int64_t p = t; p < panels_a; p += threads)
+                        pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
+                    team_barrier(threads);
+                }
+                // One contiguous run of tiles per thread. With B packed, in (jr, ir) order: a thread reuses
+                // its B panel. With B read in place (small, it stays in cache), in (ir, jr) order: a thread
+                // then reads only its own rows of A, which matters when A is read in place too.
                 const int64_t tiles = panels_b * panels_a;
                 for (int64_t i = tiles * t / threads; i < tiles * (t + 1) / threads; i++) {
-                    const int64_t jr = i / panels_a, ir = i % panels_a;
+                    const int64_t jr = g.pack_b ? i / panels_a : i % panels_b;
+                    const int64_t ir = g.pack_b ? i % panels_a : i / panels_b;
                     const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
                     const int64_t row0 = ic + ir * MR, col0 = jc + jr * NR;
                     float* ct = g.c + row0 * N + col0;
                     const float* bt = g.pack_b ? g.bp + jr * NR * kc : g.b + pc * g.brs + col0;
                     const int64_t b_rs = g.pack_b ? NR : g.brs;
-                    const MicroKernel micro = cols == NR ? g.path.full : cols <= NR / 2 ? g.path.half : g.path.edge;
-                    micro(kc, g.ap + ir * MR * kc, bt, b_rs, ct, N, rows, cols, overwrite);
+                    const int packed = g.pack_a;
+                    const MicroKernel micro = cols == NR ? g.path.full[packed]
+                                              : cols <= NR / 2 ? g.path.half[packed] : g.path.edge[packed];
+                    const PanelA pa = g.pack_a ? PanelA{g.ap + ir * MR * kc, MR} : PanelA{g.a + row0 * g.ars + pc, g.ars};
+                    micro(kc, pa, bt, b_rs, ct, N, rows, cols, overwrite);
                     if (last && g.epilogue != nullptr) apply_epilogue(*g.epilogue, ct, N, row0, col0, rows, cols);
                 }
-                team_barrier(threads);           // the next block repacks A (and the next slice B)
+                if (g.pack_a) team_barrier(threads);   // the next block repacks A: wait until nobody reads it
             }
+            if (g.pack_b && !g.pack_a) team_barrier(threads);   // the next slice repacks B
         }
     }
 }
@@ -351,10 +398,11 @@ static void gemm_packed(float* c, const float* a, const float* b, int64_t M, int
     const int64_t MR = blk.MR, NR = blk.NR;
     const int64_t kc_max = std::min(K, blk.KC), mc_max = std::min(M, blk.MC), nc_max = std::min(N, blk.NC);
     const bool pack_b = trans_b || K * N > kDirectBMax;
+    const bool pack_a = trans_a || (N > kDirectANarrow * NR && M * K > kDirectAMax);
     thread_local std::vector<float> abuf, bbuf;
     GemmPlan g{a, trans_a ? 1 : K, trans_a ? M : 1, b, trans_b ? 1 : N, trans_b ? K : 1, c, M, N, K,
-               accumulate, pack_b, epilogue, path,
-               scratch(abuf, (mc_max + MR - 1) / MR * MR * kc_max),
+               accumulate, pack_a, pack_b, epilogue, path,
+               pack_a ? scratch(abuf, (mc_max + MR - 1) / MR * MR * kc_max) : nullptr,
                pack_b ? scratch(bbuf, (nc_max + NR - 1) / NR * NR * kc_max) : nullptr};
     if (serial || !gemm_parallel_worth_it(M, N, K)) {
         gemm_loops(g, 0, 1);

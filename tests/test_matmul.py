@@ -396,3 +396,21 @@ def test_ladder_rung_rejects_stacks():
 ], ids=["inner", "batch", "1-D", "dc-shape", "int32", "tuple", "bias-length", "bias-int", "scalar-dy"])
 def test_ref_and_cpu_give_the_same_error(call, error):
     _raises_same(call, error)
+
+
+@pytest.mark.parametrize("M, K, N", [(3001, 288, 64), (2000, 9, 32), (1500, 100, 50)])
+def test_narrow_products_read_in_place_on_a_team(threads, M, K, N):
+    # A narrow output (N <= 64) makes the GEMM read A and B in place, with the tiles handed out by rows:
+    # large enough here to run on the whole team, on every SIMD path.
+    a, b = random_f32(M, K, seed=1), random_f32(K, N, seed=2)
+    for path in SIMD_PATHS:
+        cpu.set_simd(path)
+        try:
+            threads(1)
+            one = cpu.matmul_forward(a, b)
+            threads(2)
+            two = cpu.matmul_forward(a, b)
+        finally:
+            cpu.set_simd(cpu.simd_detected())
+        assert_matmul_close(two, a, b)
+        assert bits_equal(one, two), path
