@@ -16,7 +16,8 @@
 //   matmul_forward_v4     194  packing + register-blocked micro-kernel (the GotoBLAS/BLIS design): copy a
 //                              slice of B and a block of A into contiguous panels, then an MR x NR tile of C
 //                              lives in SIMD registers for a whole K slice. SIMD path chosen at run time
-//                              (AVX-512, AVX2+FMA, portable); OpenMP over tiles of C. This is matmul_forward,
+//                              (AVX-512, AVX2+FMA, portable); OpenMP over tiles of C, or, when C has many
+//                              rows, over runs of rows, each thread packing its own A. This is matmul_forward,
 //                              with transposed operands, stacks of matrices and a bias + activation epilogue.
 //
 // Determinism: every rung gives each element of C to exactly one thread, and that thread adds the
@@ -334,6 +335,8 @@ struct GemmPlan {
     const float* b; int64_t brs, bcs;            // op(B)(k, j) = b[k * brs + j * bcs]
     float* c; int64_t M, N, K;
     bool accumulate, pack_a, pack_b;
+    bool split_rows;                             // threads own whole blocks of MC rows (each packs its own A)
+    int64_t a_block;                             // floats of one packed A block (a thread's slice of ap)
     const Epilogue* epilogue;                    // applied to each tile after its last K slice
     Path path;
     float* ap; float* bp;
@@ -345,6 +348,31 @@ static void team_barrier(int threads) {
     }
 }
 
+// All the MR x NR tiles of one block of rows (ic, mc) in one K slice (pc, kc), tiles [first, end) of them.
+// With B packed they go in (jr, ir) order: a thread reuses its B panel. With B read in place (small, it
+// stays in cache) in (ir, jr) order: a thread then reads only its own rows of A.
+static void gemm_tiles(const GemmPlan& g, const float* ap, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t pc,
+                       int64_t kc, int64_t first, int64_t end) {
+    const int64_t MR = g.path.blk.MR, NR = g.path.blk.NR, N = g.N;
+    const int64_t panels_a = (mc + MR - 1) / MR, panels_b = (nc + NR - 1) / NR;
+    const bool overwrite = pc == 0 && !g.accumulate, last = pc + kc == g.K;
+    for (int64_t i = first; i < end; i++) {
+        const int64_t jr = g.pack_b ? i / panels_a : i % panels_b;
+        const int64_t ir = g.pack_b ? i % panels_a : i / panels_b;
+        const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
+        const int64_t row0 = ic + ir * MR, col0 = jc + jr * NR;
+        float* ct = g.c + row0 * N + col0;
+        const float* bt = g.pack_b ? g.bp + jr * NR * kc : g.b + pc * g.brs + col0;
+        const int64_t b_rs = g.pack_b ? NR : g.brs;
+        const int packed = g.pack_a;
+        const MicroKernel micro = cols == NR ? g.path.full[packed]
+                                  : cols <= NR / 2 ? g.path.half[packed] : g.path.edge[packed];
+        const PanelA pa = g.pack_a ? PanelA{ap + ir * MR * kc, MR} : PanelA{g.a + row0 * g.ars + pc, g.ars};
+        micro(kc, pa, bt, b_rs, ct, N, rows, cols, overwrite);
+        if (last && g.epilogue != nullptr) apply_epilogue(*g.epilogue, ct, N, row0, col0, rows, cols);
+    }
+}
+
 static void gemm_loops(const GemmPlan& g, int t, int threads) {
     const Blocking& blk = g.path.blk;
     const int64_t MR = blk.MR, NR = blk.NR, N = g.N;
@@ -352,41 +380,37 @@ static void gemm_loops(const GemmPlan& g, int t, int threads) {
         const int64_t nc = std::min(blk.NC, N - jc), panels_b = (nc + NR - 1) / NR;
         for (int64_t pc = 0; pc < g.K; pc += blk.KC) {
             const int64_t kc = std::min(blk.KC, g.K - pc);
-            const bool overwrite = pc == 0 && !g.accumulate, last = pc + kc == g.K;
             if (g.pack_b) {
                 for (int64_t p = t; p < panels_b; p += threads)
                     pack_b(g.bp, g.b + pc * g.brs + jc * g.bcs, g.brs, g.bcs, kc, nc, NR, p, p + 1);
                 team_barrier(threads);
             }
-            for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
-                const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
-                if (g.pack_a) {
-                    for (int64_t p = t; p < panels_a; p += threads)
-                        pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
-                    team_barrier(threads);
+            if (g.split_rows) {
+                // Many rows: each thread takes an equal run of MR-row panels, in blocks of up to MC rows,
+                // and packs its own A, so the only waits are around B.
+                float* ap = g.ap + t * g.a_block;
+                const int64_t panels = (g.M + MR - 1) / MR;
+                const int64_t row_end = std::min(g.M, panels * (t + 1) / threads * MR);
+                for (int64_t ic = panels * t / threads * MR; ic < row_end; ic += blk.MC) {
+                    const int64_t mc = std::min(blk.MC, row_end - ic), panels_a = (mc + MR - 1) / MR;
+                    if (g.pack_a) pack_a(ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, 0, panels_a);
+                    gemm_tiles(g, ap, ic, mc, jc, nc, pc, kc, 0, panels_a * panels_b);
                 }
-                // One contiguous run of tiles per thread. With B packed, in (jr, ir) order: a thread reuses
-                // its B panel. With B read in place (small, it stays in cache), in (ir, jr) order: a thread
-                // then reads only its own rows of A, which matters when A is read in place too.
-                const int64_t tiles = panels_b * panels_a;
-                for (int64_t i = tiles * t / threads; i < tiles * (t + 1) / threads; i++) {
-                    const int64_t jr = g.pack_b ? i / panels_a : i % panels_b;
-                    const int64_t ir = g.pack_b ? i % panels_a : i / panels_b;
-                    const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
-                    const int64_t row0 = ic + ir * MR, col0 = jc + jr * NR;
-                    float* ct = g.c + row0 * N + col0;
-                    const float* bt = g.pack_b ? g.bp + jr * NR * kc : g.b + pc * g.brs + col0;
-                    const int64_t b_rs = g.pack_b ? NR : g.brs;
-                    const int packed = g.pack_a;
-                    const MicroKernel micro = cols == NR ? g.path.full[packed]
-                                              : cols <= NR / 2 ? g.path.half[packed] : g.path.edge[packed];
-                    const PanelA pa = g.pack_a ? PanelA{g.ap + ir * MR * kc, MR} : PanelA{g.a + row0 * g.ars + pc, g.ars};
-                    micro(kc, pa, bt, b_rs, ct, N, rows, cols, overwrite);
-                    if (last && g.epilogue != nullptr) apply_epilogue(*g.epilogue, ct, N, row0, col0, rows, cols);
+            } else {
+                // Few blocks of rows: the team shares each block, tile by tile.
+                for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
+                    const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
+                    if (g.pack_a) {
+                        for (int64_t p = t; p < panels_a; p += threads)
+                            pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
+                        team_barrier(threads);
+                    }
+                    const int64_t tiles = panels_b * panels_a;
+                    gemm_tiles(g, g.ap, ic, mc, jc, nc, pc, kc, tiles * t / threads, tiles * (t + 1) / threads);
+                    if (g.pack_a) team_barrier(threads);   // the next block repacks A: wait until nobody reads it
                 }
-                if (g.pack_a) team_barrier(threads);   // the next block repacks A: wait until nobody reads it
             }
-            if (g.pack_b && !g.pack_a) team_barrier(threads);   // the next slice repacks B
+            if (g.pack_b && (g.split_rows || !g.pack_a)) team_barrier(threads);   // the next slice repacks B
         }
     }
 }
@@ -399,16 +423,22 @@ static void gemm_packed(float* c, const float* a, const float* b, int64_t M, int
     const int64_t kc_max = std::min(K, blk.KC), mc_max = std::min(M, blk.MC), nc_max = std::min(N, blk.NC);
     const bool pack_b = trans_b || K * N > kDirectBMax;
     const bool pack_a = trans_a || (N > kDirectANarrow * NR && M * K > kDirectAMax);
+    const bool team = !serial && gemm_parallel_worth_it(M, N, K);
+    const int threads = team ? omp_get_max_threads() : 1;
+    // Rows split between the threads (no one waits for another's packing) once there are at least two
+    // blocks of MC rows per thread; fewer rows are shared tile by tile within each block.
+    const bool split_rows = team && (M + blk.MC - 1) / blk.MC >= 2 * threads;
+    const int64_t a_block = (mc_max + MR - 1) / MR * MR * kc_max;
     thread_local std::vector<float> abuf, bbuf;
     GemmPlan g{a, trans_a ? 1 : K, trans_a ? M : 1, b, trans_b ? 1 : N, trans_b ? K : 1, c, M, N, K,
-               accumulate, pack_a, pack_b, epilogue, path,
-               pack_a ? scratch(abuf, (mc_max + MR - 1) / MR * MR * kc_max) : nullptr,
+               accumulate, pack_a, pack_b, split_rows, a_block, epilogue, path,
+               pack_a ? scratch(abuf, a_block * (split_rows ? threads : 1)) : nullptr,
                pack_b ? scratch(bbuf, (nc_max + NR - 1) / NR * NR * kc_max) : nullptr};
-    if (serial || !gemm_parallel_worth_it(M, N, K)) {
+    if (!team) {
         gemm_loops(g, 0, 1);
         return;
     }
-    #pragma omp parallel
+    #pragma omp parallel num_threads(threads)
     gemm_loops(g, omp_get_thread_num(), omp_get_num_threads());
 }
 
