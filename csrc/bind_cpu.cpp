@@ -1581,6 +1581,9 @@ PYBIND11_MODULE(_cpu, m) {
 
     m.def("set_num_threads", &engine::set_num_threads, arg("n"), "Set the OpenMP team size for every kernel.");
     m.def("get_num_threads", &engine::get_num_threads, "The OpenMP team size the kernels use.");
+    m.def("keep_freed_memory", &engine::keep_freed_memory, arg("trim_threshold_bytes"),
+          "Serve blocks up to 32 MiB from the heap and keep up to trim_threshold_bytes of freed heap mapped "
+          "(glibc's mallopt); False where the C library is not glibc.");
     m.def("simd_detected", [] { return engine::simd_name(engine::simd_detected()); },
           "The widest SIMD path this CPU supports: 'avx512', 'avx2' or 'portable'.");
     m.def("simd_path", [] { return engine::simd_name(engine::simd_active()); },

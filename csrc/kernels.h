@@ -14,6 +14,8 @@ namespace engine {
 // runtime.cpp
 void set_num_threads(int n);
 int get_num_threads();
+// Keep freed large blocks in the heap instead of returning them to the OS (glibc); false where not glibc.
+bool keep_freed_memory(int64_t trim_threshold_bytes);
 
 // The element-wise activations by name, for the fused Dense path (activation.cpp).
 enum class Act : int { linear, relu, leaky_relu, sigmoid, tanh, elu, gelu, gelu_tanh, silu, softplus };

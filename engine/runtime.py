@@ -46,16 +46,43 @@ def info():
         "num_threads": get_num_threads(),
         "simd": cpu.simd_path() if cpu is not None else "none (reference kernels only)",
         "simd_detected": cpu.simd_detected() if cpu is not None else "none",
+        "freed_memory_kept_mib": _freed_memory_kept_mib,
         "cuda_available": cuda.is_available(),
         "numpy": np.__version__,
     }
 
 
+# Freed heap memory the process keeps for reuse (MiB), set at import: see _keep_freed_memory. 0: untouched.
+DEFAULT_FREED_MEMORY_KEPT_MIB = 512
+_freed_memory_kept_mib = 0
+
+
+def _keep_freed_memory():
+    """Make the C allocator reuse the large blocks a training step frees instead of unmapping them and
+    faulting fresh zeroed pages in again next step (csrc/runtime.cpp, keep_freed_memory, says why). It keeps
+    up to ENGINE_KEEP_FREED_MIB (default 512) MiB of freed heap mapped; ENGINE_KEEP_FREED_MIB=0 leaves the
+    allocator as it was. Only with the compiled kernels, and only on glibc."""
+    global _freed_memory_kept_mib
+    text = os.environ.get("ENGINE_KEEP_FREED_MIB", str(DEFAULT_FREED_MEMORY_KEPT_MIB))
+    try:
+        mib = int(text)
+        if mib < 0:
+            raise ValueError
+    except ValueError:
+        warnings.warn(f"engine: ignoring ENGINE_KEEP_FREED_MIB={text!r}: expected a whole number of MiB >= 0",
+                      RuntimeWarning, stacklevel=4)
+        mib = DEFAULT_FREED_MEMORY_KEPT_MIB
+    if mib > 0 and _cpu() is not None and _cpu().keep_freed_memory(mib << 20):
+        _freed_memory_kept_mib = mib
+
+
 def _apply_environment():
-    """ENGINE_SIMD picks a narrower SIMD path for the whole process (a bad value warns, it never fails)."""
+    """ENGINE_SIMD picks a narrower SIMD path for the whole process (a bad value warns, it never fails);
+    ENGINE_KEEP_FREED_MIB sets how much freed memory the allocator keeps for reuse."""
     path = os.environ.get("ENGINE_SIMD")
     if path and _cpu() is not None:
         try:
             _cpu().set_simd(path)
         except ValueError as err:
             warnings.warn(f"engine: ignoring ENGINE_SIMD={path!r}: {err}", RuntimeWarning, stacklevel=3)
+    _keep_freed_memory()

@@ -140,6 +140,38 @@ def test_simd_path_can_be_forced_lower_and_back():
     assert out.strip().endswith("portable")
 
 
+FAULTS_PER_STEP = """
+    import resource
+    import numpy as np
+    import engine
+    x = np.ones(2 << 20, np.float32)                            # 8 MiB
+    def step():                                                 # a step's activations, freed together
+        live = [engine._cpu.relu_forward(x) for _ in range(4)]
+    for _ in range(3):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        step()
+    print(engine.info()["freed_memory_kept_mib"], resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page-fault counts and mallopt: Linux with glibc")
+def test_freed_large_arrays_are_reused_without_page_faults():
+    # Ten steps that each allocate and free 32 MiB: with the allocator setting made at import, the pages stay
+    # mapped and are reused; with it off (ENGINE_KEEP_FREED_MIB=0), glibc unmaps them and faults them back
+    # in every step (2048 faults per 8 MiB array; at least one array a step), which the setting prevents.
+    kept, faults = map(int, run_python(FAULTS_PER_STEP).split())
+    assert kept == engine.runtime.DEFAULT_FREED_MEMORY_KEPT_MIB and faults < 2048
+    kept, faults = map(int, run_python(FAULTS_PER_STEP, ENGINE_KEEP_FREED_MIB="0").split())
+    assert kept == 0 and faults > 5 * 2048
+    out = run_python("import engine; print(engine.info()['freed_memory_kept_mib'])", ENGINE_KEEP_FREED_MIB="lots")
+    assert "ignoring ENGINE_KEEP_FREED_MIB='lots': expected a whole number of MiB >= 0" in out
+    assert out.startswith(f"{engine.runtime.DEFAULT_FREED_MEMORY_KEPT_MIB}\n")
+    with pytest.raises(ValueError, match="keep_freed_memory: expected trim_threshold_bytes >= 0. Received: -1"):
+        engine._cpu.keep_freed_memory(-1)
+
+
 def test_only_dispatched_functions_use_wide_registers():
     # The build targets baseline x86-64; AVX2/AVX-512 code may appear only in the functions that the
     # run-time dispatch selects (named *_avx2 / *_avx512), or the module would crash on older CPUs.
