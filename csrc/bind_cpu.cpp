@@ -1412,14 +1412,17 @@ Array py_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle argm
     ENGINE_CHECK(shape_of(argmax) == a.out, where.c_str(), "expected argmax of shape ", shape_str(a.out),
                  " (the forward output). Received: argmax.shape=", shape_str(shape_of(argmax)));
     const int32_t* index = argmax.data();
-    const int64_t plane = a.g.H * a.g.W;
-    for (py::ssize_t i = 0; i < argmax.size(); i++)           // an index off the image would write out of bounds
-        ENGINE_CHECK(index[i] >= 0 && index[i] < plane, where.c_str(), "expected argmax values in [0, ", plane,
-                     ") (positions h * W + w). Received: a value of ", index[i]);
     Array dx(shape_of(a.x));
+    int64_t outside;
     {
         py::gil_scoped_release nogil;
-        engine::maxpool2d_backward(dx.mutable_data(), dy.data(), index, a.g);
+        outside = engine::maxpool2d_backward(dx.mutable_data(), dy.data(), index, a.g);
+    }
+    if (outside > 0) {
+        const int64_t first = engine::maxpool2d_argmax_outside(index, a.g);
+        engine::fail(where.c_str(), "expected each argmax value to be a position h * W + w inside its output's ",
+                     "pooling window, as maxpool2d_forward returns it. Received: ", outside, " value(s) outside, the ",
+                     "first ", index[first], " at flat index ", first);
     }
     return dx;
 }

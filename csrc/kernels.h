@@ -205,7 +205,10 @@ void col2im(float* dx, const float* cols, const Window2d& g, int64_t oh0, int64_
 void transpose_inner(float* out, const float* in, int64_t batch, int64_t R, int64_t S);
 // y (N, OH, OW, C); argmax (N, OH, OW, C): the input position h * W + w each max came from (first max wins).
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Window2d& g);
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Window2d& g);
+// Returns how many argmax values lay outside their output's window (their gradients are not in dx; 0 for the
+// argmax maxpool2d_forward made); maxpool2d_argmax_outside finds the first of them (flat index), or -1.
+int64_t maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Window2d& g);
+int64_t maxpool2d_argmax_outside(const int32_t* argmax, const Window2d& g);
 void avgpool2d_forward(float* y, const float* x, const Window2d& g);     // mean over the real pixels of a window
 void avgpool2d_backward(float* dx, const float* dy, const Window2d& g);
 

@@ -8,12 +8,15 @@
 //
 // Max pooling keeps, per output, the input position h * W + w it came from (argmax, int32): the first
 // maximum of the window in row-major order, or the first NaN (NaN propagates). The backward adds each
-// output's gradient to that position. Threads: OpenMP over images (or over output rows in the forward);
+// output's gradient to that position (walking the window again, so that it vectorises). Threads: OpenMP over images (or over output rows in the forward);
 // an image is only ever written by one thread, in a fixed order: the bits do not depend on the thread count.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "common.h"
 #include "kernels.h"
@@ -63,17 +66,66 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Window2d
     });
 }
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Window2d& g) {
+// v where take, else +0 (which changes no bits of d: d starts at +0 and a sum is never -0). Bit masking, not a
+// select, so that the loop has no branch and vectorises.
+static inline float share_if(bool take, float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    bits &= 0u - static_cast<uint32_t>(take);
+    std::memcpy(&v, &bits, sizeof bits);
+    return v;
+}
+
+// Walks each output's window like the forward, instead of scattering through argmax: each input position
+// of the window takes the output's gradient where its argmax points there. A compare and a masked add over
+// the C contiguous channels vectorise; a scatter (dx[argmax * C + c] += dy) does not. Overlapping windows add
+// into a position in output order, as the scatter would. Every output's argmax must match one position of
+// its window: the matches are counted, and the shortfall returned.
+int64_t maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Window2d& g) {
     const int64_t C = g.C, outputs = g.OH * g.OW * C;
+    std::vector<int64_t> matched(g.N, 0);
     #pragma omp parallel for schedule(static) if (parallel_worth_it(g.N * (outputs + g.H * g.W * C)) && g.N > 1)
-    for (int64_t n = 0; n < g.N; n++) {
-        float* dxi = dx + n * g.H * g.W * C;
+    for (int64_t n = 0; n < g.N; n++) simd_dispatch([&] {     // one image, compiled for the active SIMD path
+        float* __restrict dxi = dx + n * g.H * g.W * C;
         std::fill(dxi, dxi + g.H * g.W * C, 0.0f);
-        const float* dyi = dy + n * outputs;
-        const int32_t* ai = argmax + n * outputs;
-        for (int64_t o = 0; o < g.OH * g.OW; o++)
-            for (int64_t c = 0; c < C; c++) dxi[ai[o * C + c] * C + c] += dyi[o * C + c];
-    }
+        int64_t hits = 0;
+        for (int64_t oh = 0; oh < g.OH; oh++)
+            for (int64_t ow = 0; ow < g.OW; ow++) {
+                const Span s = window(g, oh, ow);
+                const int64_t o = n * outputs + (oh * g.OW + ow) * C;
+                const float* __restrict share = dy + o;
+                const int32_t* __restrict where = argmax + o;
+                for (int64_t h = s.h0; h < s.h1; h++)
+                    for (int64_t w = s.w0; w < s.w1; w++) {
+                        float* __restrict d = dxi + (h * g.W + w) * C;
+                        const int32_t pos = static_cast<int32_t>(h * g.W + w);
+                        int32_t found = 0;
+                        for (int64_t c = 0; c < C; c++) {
+                            d[c] += share_if(where[c] == pos, share[c]);
+                            found += where[c] == pos;
+                        }
+                        hits += found;
+                    }
+            }
+        matched[n] = hits;
+    });
+    int64_t total = 0;
+    for (int64_t n = 0; n < g.N; n++) total += matched[n];
+    return g.N * outputs - total;
+}
+
+int64_t maxpool2d_argmax_outside(const int32_t* argmax, const Window2d& g) {
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t oh = 0; oh < g.OH; oh++)
+            for (int64_t ow = 0; ow < g.OW; ow++) {
+                const Span s = window(g, oh, ow);
+                const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C;
+                for (int64_t c = 0; c < g.C; c++) {
+                    const int64_t h = argmax[o + c] / g.W, w = argmax[o + c] % g.W;
+                    if (argmax[o + c] < 0 || h < s.h0 || h >= s.h1 || w < s.w0 || w >= s.w1) return o + c;
+                }
+            }
+    return -1;
 }
 
 void avgpool2d_forward(float* y, const float* x, const Window2d& g) {

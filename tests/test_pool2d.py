@@ -138,9 +138,19 @@ def test_backward_checks_argmax(backend):
     with pytest.raises(ValueError, match=re.escape("maxpool2d_backward: expected argmax of shape (2, 2, 2, 3) (the "
                                                    "forward output). Received: argmax.shape=(2, 2, 3)")):
         backend.maxpool2d_backward(y, x, argmax[0], 2)
-    if backend is cpu:
-        with pytest.raises(ValueError, match=r"expected argmax values in \[0, 16\).*Received: a value of 16"):
-            cpu.maxpool2d_backward(y, x, argmax + 16, 2)
+    # Each argmax must be a position inside its own window: off the image (16 = H * W), or on the image but in
+    # another window (0 for the output at flat index 3 = (0, 0, 1, 0), whose window starts at column 2).
+    outside = "expected each argmax value to be a position h * W + w inside its output's pooling window, as " \
+              "maxpool2d_forward returns it. Received: "
+    with pytest.raises(ValueError, match=re.escape(outside + "24 value(s) outside, the first 16 at flat index 0")):
+        backend.maxpool2d_backward(y, x, np.full_like(argmax, 16), 2)
+    moved = argmax.copy()
+    moved[0, 0, 1, 0] = 0
+    with pytest.raises(ValueError, match=re.escape(outside + "1 value(s) outside, the first 0 at flat index 3")):
+        backend.maxpool2d_backward(y, x, moved, 2)
+    with pytest.raises(ValueError, match=re.escape(outside + "1 value(s) outside, the first -1 at flat index 3")):
+        moved[0, 0, 1, 0] = -1
+        backend.maxpool2d_backward(y, x, moved, 2)
 
 
 # ------------------------------------------------------------------------------------------ global pooling

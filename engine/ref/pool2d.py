@@ -82,6 +82,14 @@ def maxpool2d_backward(dy, x, argmax, pool_size=(2, 2), strides=None, padding="v
     check_output(where, "dy", dy, (N, OH, OW, C), data_format)
     check_output(where, "argmax", argmax, (N, OH, OW, C), data_format)
     g, index = to_nhwc(dy, data_format), to_nhwc(argmax, data_format).astype(np.int64)
+    _, real, pos = _windows(xs[:0], pool, strides, (OH, OW), pads, fill=0)
+    inside = ((pos[None, :, :, :, None] == index[:, :, :, None, :]) & real[None]).any(axis=3)
+    if not inside.all():                                  # an argmax off its window: not from maxpool2d_forward
+        outside = from_nhwc(~inside, data_format).ravel()
+        first = int(np.flatnonzero(outside)[0])
+        raise ValueError(f"{where}: expected each argmax value to be a position h * W + w inside its output's "
+                         f"pooling window, as maxpool2d_forward returns it. Received: {int(outside.sum())} value(s) "
+                         f"outside, the first {int(argmax.ravel()[first])} at flat index {first}")
     dx = np.zeros((N, H * W, C), dtype=dy.dtype)
     n = np.arange(N)[:, None, None, None]
     c = np.arange(C)[None, None, None, :]
