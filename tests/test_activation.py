@@ -147,6 +147,18 @@ def test_large_inputs_stay_finite(backend, name):
     np.testing.assert_allclose(y, _fns(ref, name)[0](x), rtol=1e-6, atol=1e-30)
 
 
+def test_gelu_keeps_its_relative_accuracy_in_both_tails(backend):
+    # x Phi(x) written as 0.5 x (1 + erf(x / sqrt 2)) loses every digit below x = -5 in float32 (1 + erf
+    # cancels); both backends use erfc, so the tiny lower-tail values keep their relative accuracy.
+    import math
+    x = np.concatenate([np.linspace(-13, 8, 4001), [-8.0, -0.75, 0.0, 1e-30]]).astype(np.float32)
+    exact = np.array([float(v) * 0.5 * math.erfc(-float(v) / math.sqrt(2)) for v in x])
+    y = backend.gelu_forward(x).astype(np.float64)
+    big = np.abs(exact) > 1e-35
+    np.testing.assert_allclose(y[big], exact[big], rtol=1e-6)
+    assert y[x == -8][0] < 0 and y[x == 0][0] == 0
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("name, params", ACTIVATIONS, ids=IDS)

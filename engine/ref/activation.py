@@ -8,7 +8,13 @@ import numpy as np
 
 from ._check import floats, same_shape
 
-_erf = np.frompyfunc(math.erf, 1, 1)     # NumPy has no erf; the reference favours exactness over speed
+_erfc = np.frompyfunc(math.erfc, 1, 1)   # NumPy has no erf(c); the reference favours exactness over speed
+
+
+def _normal_cdf(x):
+    """Phi(x) = erfc(-x / sqrt 2) / 2, in float64: exact in the lower tail too, where 0.5 (1 + erf(x / sqrt 2))
+    cancels to nothing (below x = -8 in float64, -5 in float32)."""
+    return 0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2)).astype(np.float64)
 
 
 def _in(where, x):
@@ -103,12 +109,12 @@ _CUBIC = 0.044715
 
 
 def gelu_forward(x, approximate=False):
-    """y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), Phi the standard normal CDF.
+    """y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), Phi the standard normal CDF.
     approximate=True: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     _in("gelu_forward", x)
     if approximate:
         return (0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x ** 3)))).astype(x.dtype)
-    return (0.5 * x * (1 + _erf(x / math.sqrt(2)).astype(np.float64))).astype(x.dtype)
+    return (x * _normal_cdf(x)).astype(x.dtype)
 
 
 def gelu_backward(dy, x, y, approximate=False):
@@ -120,7 +126,7 @@ def gelu_backward(dy, x, y, approximate=False):
         t = np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x ** 3))
         du = _SQRT_2_OVER_PI * (1 + 3 * _CUBIC * x * x)
         return (dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)).astype(dy.dtype)
-    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)).astype(np.float64))
+    cdf = _normal_cdf(x)
     pdf = np.exp(-0.5 * x.astype(np.float64) ** 2) / math.sqrt(2 * math.pi)
     return (dy * (cdf + x * pdf)).astype(dy.dtype)
 
