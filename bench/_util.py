@@ -280,8 +280,10 @@ def timed_rounds(benchmark, fn, setup, *, rounds, group, row, impl, work, unit="
 
 def interleaved(cases, rounds=7, best_of=3):
     """Time several implementations of each case alternately (a, b, c, a, b, c, ...), which is fairer than one
-    block per implementation on a shared machine. cases: {row: {impl: fn}}; each round calls every fn
-    best_of times and keeps its fastest call. Returns {row: {impl: median over rounds, in seconds}}."""
+    block per implementation on a shared machine. cases: {row: {impl: fn}}; each round calls every fn once
+    untimed, then best_of times, and keeps its fastest call. The untimed call wakes the library's threads,
+    asleep after the pause: here that first call took 2x (engine) to 8x (PyTorch) a warm one, a cost of the
+    host's idle vCPUs, not of the kernel. Returns {row: {impl: median over rounds, in seconds}}."""
     result = {}
     for row, fns in cases.items():
         for fn in fns.values():
@@ -290,6 +292,7 @@ def interleaved(cases, rounds=7, best_of=3):
         for _ in range(rounds):
             for impl, fn in fns.items():
                 time.sleep(SETTLE_S)                        # let the previous library's threads go idle
+                fn()                                        # wake this library's threads (not timed)
                 best = float("inf")
                 for _ in range(best_of):
                     start = time.perf_counter()
