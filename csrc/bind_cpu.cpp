@@ -1828,12 +1828,21 @@ PYBIND11_MODULE(_cpu, m) {
                    arg("a"), arg("b"), "c = a @ b; a: (M, K), b: (K, N)");
     }
     def_attention_ladder(ladder);
-    ladder.def("conv2d_forward_v1", [](py::handle x, py::handle kernel, py::handle bias, const py::object& strides,
-                                       const py::object& padding, const py::object& dilation_rate,
-                                       const py::object& data_format) {
-        return py_conv2d_forward("conv2d_forward_v1", engine::conv2d_forward_v1, x, kernel, bias, strides, padding,
-                                 dilation_rate, data_format);
-    }, arg("x"), arg("kernel"), arg("bias") = py::none(), arg("strides") = py::make_tuple(1, 1),
-               arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last",
-               "The direct convolution: nested loops, one thread (same arguments as conv2d_forward)");
+    const std::pair<const char*, ConvRung> conv_rungs[] = {{"conv2d_forward_v1", engine::conv2d_forward_v1},
+                                                           {"conv2d_forward_v2", engine::conv2d_forward_im2col},
+                                                           {"conv2d_forward_v3", engine::conv2d_forward_winograd}};
+    const char* conv_docs[] = {"The direct convolution: nested loops, one thread (same arguments as conv2d_forward)",
+                               "im2col in cache-sized blocks + the packed GEMM (same arguments as conv2d_forward)",
+                               "Winograd F(2x2, 3x3): 3x3 kernels, strides 1, dilation 1, at least 8 channels and "
+                               "filters (same arguments as conv2d_forward)"};
+    for (int r = 0; r < 3; r++) {
+        const std::string where = conv_rungs[r].first;
+        ladder.def(conv_rungs[r].first, [where, rung = conv_rungs[r].second](
+                       py::handle x, py::handle kernel, py::handle bias, const py::object& strides,
+                       const py::object& padding, const py::object& dilation_rate, const py::object& data_format) {
+            return py_conv2d_forward(where, rung, x, kernel, bias, strides, padding, dilation_rate, data_format);
+        }, arg("x"), arg("kernel"), arg("bias") = py::none(), arg("strides") = py::make_tuple(1, 1),
+                   arg("padding") = "valid", arg("dilation_rate") = py::make_tuple(1, 1),
+                   arg("data_format") = "channels_last", conv_docs[r]);
+    }
 }

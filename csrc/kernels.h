@@ -194,10 +194,20 @@ struct Window2d {
 };
 // y (N, OH, OW, F) = im2col(x) @ kernel + bias (bias may be nullptr). conv2d_forward_v1: the direct loops.
 void conv2d_forward(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
+void conv2d_forward_im2col(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
+                           int64_t F);
 void conv2d_forward_v1(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
 // dx (N, H, W, C), dkernel (KH, KW, C, F), dbias (F,) from dy (N, OH, OW, F); dx or dbias nullptr: not wanted.
 void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, const float* x, const float* kernel,
                      const Window2d& g, int64_t F);
+// The same by Winograd's F(2x2, 3x3) (conv2d_winograd.cpp), where conv2d_winograd_applies: 3x3, strides 1,
+// dilation 1, enough channels. conv2d_backward_input_winograd: dx (N, H, W, C) from dy (N, OH, OW, F);
+// conv2d_backward_kernel_winograd: dkernel (3, 3, C, F) from dy and x.
+bool conv2d_winograd_applies(const Window2d& g, int64_t F);
+void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
+                             int64_t F);
+void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F);
+void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F);
 // One image, output rows [oh0, oh1): cols ((oh1 - oh0) * OW, KH * KW * C); col2im adds cols back into dx.
 void im2col(float* cols, const float* x, const Window2d& g, int64_t oh0, int64_t oh1);
 void col2im(float* dx, const float* cols, const Window2d& g, int64_t oh0, int64_t oh1);

@@ -116,7 +116,10 @@ def _conv2d_rungs():
         Rung("conv2d", "cython", "im2col as typed-memoryview loops compiled by Cython, then NumPy's matmul",
              _cython_conv2d, _cython_unavailable()),
         Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM accumulating onto the bias, OpenMP over "
-             "blocks: engine's conv2d_forward", cpu.conv2d_forward),
+             "blocks: engine's conv2d_forward for every shape v3 does not take", cpu.ladder.conv2d_forward_v2),
+        Rung("conv2d", "v3", "Winograd F(2x2, 3x3): 16 small GEMMs on transformed 4x4 tiles, 2.25x fewer multiply-adds; "
+             "3x3, strides 1, dilation 1, >= 8 channels and filters: engine's conv2d_forward there",
+             cpu.ladder.conv2d_forward_v3),
     ]
 
 

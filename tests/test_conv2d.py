@@ -75,14 +75,14 @@ def test_ladder_rungs_match_ref(size, kernel, padding, strides, dilation, data_f
     args = (strides, padding, dilation, data_format)
     expected = ref.conv2d_forward(x, w, b, *args)
     rungs = ladder.rungs("conv2d")
-    assert [r.name for r in rungs] == ["ref", "v1", "cython", "v2"]
-    for rung in rungs:
+    assert [r.name for r in rungs] == ["ref", "v1", "cython", "v2", "v3"]
+    for rung in rungs[:-1]:                       # v3 (Winograd) takes only some shapes: tested below
         _close(rung.fn(x, w, b, *args), expected)
 
 
 def test_ladder_table_times_every_rung():
     rows = ladder.table("conv2d", n=2, min_time=0.0)
-    assert [r["name"] for r in rows] == ["ref", "v1", "cython", "v2"]
+    assert [r["name"] for r in rows] == ["ref", "v1", "cython", "v2", "v3"]
     assert all(r["seconds"] > 0 and r["gflops"] > 0 for r in rows)
 
 
@@ -153,13 +153,53 @@ def test_same_padding_puts_the_smaller_half_first():
         np.testing.assert_array_equal(k.conv2d_forward(x, w, None, 1, "same")[0, 0, :, 0], [0, 1, 2, 3])
 
 
-def test_results_do_not_depend_on_the_thread_count(threads):
-    x, w, b = random_f32(9, 15, 13, 6, seed=1), random_f32(3, 3, 6, 10, seed=2), random_f32(10, seed=3)
-    dy = random_f32(9, 8, 7, 10, seed=4)
+# Winograd F(2x2, 3x3) (csrc/conv2d_winograd.cpp) is what conv2d_forward and conv2d_backward run for 3x3
+# kernels, strides 1, dilation 1 and at least 8 channels and filters. (N, H, W, C, F, padding): odd sizes (edge
+# tiles with one output row or column), 2x2 outputs, asymmetric padding larger than the kernel's reach.
+WINOGRAD = [(2, 7, 9, 8, 8, "same"), (1, 5, 6, 9, 11, "valid"), (3, 4, 4, 16, 8, "same"), (1, 2, 2, 8, 12, "same"),
+            (2, 7, 5, 8, 9, ((2, 0), (1, 3))), (1, 6, 3, 12, 8, ((0, 3), (2, 0))), (1, 14, 14, 32, 64, "same")]
+
+
+@pytest.mark.parametrize("data_format", FORMATS)
+@pytest.mark.parametrize("N, H, W, C, F, padding", WINOGRAD, ids=_id)
+def test_winograd_matches_ref_forward_and_backward(N, H, W, C, F, padding, data_format):
+    x, w, b = _inputs((H, W), (3, 3), data_format, N=N, C=C, F=F, seed=7)
+    args = (1, padding, 1, data_format)
+    expected = ref.conv2d_forward(x, w, b, *args)
+    scale = np.sqrt(C / 3)                        # sums over more channels: more rounding than the grid's C = 3
+    _close(cpu.ladder.conv2d_forward_v3(x, w, b, *args), expected, scale)
+    _close(cpu.conv2d_forward(x, w, b, *args), expected, scale)
+    _close(cpu.ladder.conv2d_forward_v2(x, w, b, *args), expected, scale)
+    dy = random_f32(*expected.shape, seed=8)
+    for got, want in zip(cpu.conv2d_backward(dy, x, w, *args), ref.conv2d_backward(dy, x, w, *args)):
+        assert got.shape == want.shape and got.dtype == np.float32
+        _close(got, want, scale=4 * scale * max(1, N * H * W / 64))     # dkernel sums over every pixel
+
+
+def test_winograd_rung_names_the_shapes_it_takes():
+    x, w = random_f32(1, 6, 6, 8), random_f32(3, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"conv2d_forward_winograd: expected a 3x3 kernel, strides 1, dilation 1, "
+                                         r"at least 8 input channels and filters .*Received: kernel 3x3, strides \(2, 2\)"):
+        cpu.ladder.conv2d_forward_v3(x, w, None, 2, "same")
+    with pytest.raises(ValueError, match=r"Received: kernel 3x3, strides \(1, 1\), dilation \(1, 1\), 4 channels"):
+        cpu.ladder.conv2d_forward_v3(random_f32(1, 6, 6, 4), random_f32(3, 3, 4, 8), None, 1, "same")
+    y = cpu.ladder.conv2d_forward_v3(random_f32(0, 6, 6, 8), w, None, 1, "same")      # zero-size batch
+    assert y.shape == (0, 6, 6, 8)
+
+
+# (x, kernel, strides): the im2col path (stride 2), and Winograd (3x3, stride 1, 16 channels, 24 filters)
+THREAD_CASES = [((9, 15, 13, 6), (3, 3, 6, 10), 2), ((9, 15, 13, 16), (3, 3, 16, 24), 1)]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, strides", THREAD_CASES, ids=["im2col", "winograd"])
+def test_results_do_not_depend_on_the_thread_count(threads, x_shape, w_shape, strides):
+    x, w, b = random_f32(*x_shape, seed=1), random_f32(*w_shape, seed=2), random_f32(w_shape[-1], seed=3)
+    y = cpu.conv2d_forward(x, w, b, strides, "same")
+    dy = random_f32(*y.shape, seed=4)
     outs = []
     for n in (1, 2, 3):
         threads(n)
-        outs.append([cpu.conv2d_forward(x, w, b, 2, "same")] + list(cpu.conv2d_backward(dy, x, w, 2, "same")))
+        outs.append([cpu.conv2d_forward(x, w, b, strides, "same")] + list(cpu.conv2d_backward(dy, x, w, strides, "same")))
     for other in outs[1:]:
         assert all(bits_equal(a, b) for a, b in zip(outs[0], other))
 
@@ -245,5 +285,5 @@ def test_ladder_lists_the_cython_rung_as_unavailable_without_the_extension(monke
     assert "engine._im2col_cython was not built" in rung.unavailable and "pip install Cython" in rung.unavailable
     lines = []
     rows = ladder.print_table("conv2d", n=1, min_time=0.0, print_fn=lines.append)
-    assert [r["name"] for r in rows] == ["ref", "v1", "v2"]
+    assert [r["name"] for r in rows] == ["ref", "v1", "v2", "v3"]
     assert any(line.split()[:3] == ["cython", "-", "unavailable:"] for line in lines)

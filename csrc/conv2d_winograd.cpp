@@ -1,0 +1,418 @@
+// csrc/conv2d_winograd.cpp (namespace engine): 3x3 convolution, stride 1, no dilation, by Winograd's minimal
+// filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Matches
+// engine/ref/conv2d.py (conv2d_forward, and the input gradient of conv2d_backward) to float32 rounding.
+//
+// The idea: a 2x2 block of outputs needs a 4x4 patch of input (a tile). In the transformed domain the
+// convolution of the tile with the kernel is an element-wise product of two 4x4 arrays:
+//     Y = A^T [ (G g G^T) * (B^T d B) ] A          (* element-wise; g the 3x3 kernel, d the 4x4 tile)
+// Summed over the C input channels, each of the 16 positions of that product is a matrix product:
+//     M[xi] (tiles x F) = V[xi] (tiles x C) @ U[xi] (C x F),   xi = 0..15
+// 16 products of C x F multiply-adds per tile of 4 outputs: 4 per output and channel pair, against 9 for
+// im2col + GEMM (2.25x fewer). The transforms are additions (and halvings, exact in binary), so the cost is
+// a little more rounding: the error stays within a few float32 ulps of the products' magnitude.
+//
+//     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]       (kernel: U = G g G^T, once per call)
+//     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]          (input tile: V = B^T d B)
+//     A^T = [1 1 1 0; 0 1 -1 -1]                             (output: Y = A^T M A, a 2x2 block)
+//
+// Layout and threads: NHWC, so every transform is a loop over the C (or F) contiguous channels. The tiles
+// go in blocks sized so that the block's V and M stay in L2; each block is one thread's (its 16 products
+// run on that thread alone, reading V and U in place), and writes its own outputs: the bits do not depend on
+// the thread count. Tiles past the edge read zeros (the padding) and drop the outputs past the edge.
+//
+// The input gradient is the same convolution run backwards: dx = conv(dy, the kernel turned 180 degrees
+// with C and F swapped), padded by 2 - pad on each side; conv2d_backward_input_winograd sets that up.
+// The kernel gradient goes through the same transforms: per tile, dL/dU = (A dY A^T) * V, so
+//     dU[xi] (C x F) = sum over tiles of V[xi]^T (C x tiles) @ Z[xi] (tiles x F),   Z = A dY A^T,
+// and dkernel = G^T dU G (conv2d_backward_kernel_winograd).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "kernels.h"
+
+namespace engine {
+
+// Below these channel counts the products are too thin for the GEMM to run well; im2col wins there.
+constexpr int64_t kWinogradMinChannels = 8;
+// V and M of one block of tiles take about this many floats (512 KiB: half of L2).
+constexpr int64_t kWinogradBlockFloats = int64_t{1} << 17;
+
+bool conv2d_winograd_applies(const Window2d& g, int64_t F) {
+    return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 &&
+           g.C >= kWinogradMinChannels && F >= kWinogradMinChannels && g.OH >= 2 && g.OW >= 2;
+}
+
+namespace {
+
+// u (16, C, F) = G g G^T for every (c, f) of kernel (3, 3, C, F).
+void transform_kernel(float* u, const float* kernel, int64_t C, int64_t F) {
+    simd_dispatch([&] {
+        const int64_t CF = C * F;
+        float* __restrict out = u;
+        const float* __restrict k = kernel;
+        for (int64_t e = 0; e < CF; e++) {                    // e = c * F + f: the same offset in every tap
+            float t[4][3];
+            for (int j = 0; j < 3; j++) {                       // t = G g (4 x 3)
+                const float g0 = k[(0 * 3 + j) * CF + e], g1 = k[(1 * 3 + j) * CF + e], g2 = k[(2 * 3 + j) * CF + e];
+                t[0][j] = g0;
+                t[1][j] = 0.5f * (g0 + g1 + g2);
+                t[2][j] = 0.5f * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (int i = 0; i < 4; i++) {                       // U = t G^T (4 x 4)
+                out[(i * 4 + 0) * CF + e] = t[i][0];
+                out[(i * 4 + 1) * CF + e] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+                out[(i * 4 + 2) * CF + e] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+                out[(i * 4 + 3) * CF + e] = t[i][2];
+            }
+        }
+    });
+}
+
+struct Plan {
+    int64_t N, IH, IW, C, OH, OW, F, top, left;    // input (N, IH, IW, C) -> output (N, OH, OW, F)
+    int64_t TH, TW;                                // tiles: ceil(OH / 2) x ceil(OW / 2) per image
+};
+
+// Tile number `tile` (image-major): its image n and the output row and column of its top-left output.
+struct Tile { int64_t n, oh, ow; };
+inline Tile tile_at(const Plan& p, int64_t tile) {
+    return {tile / (p.TH * p.TW), tile / p.TW % p.TH * 2, tile % p.TW * 2};
+}
+
+// One tile's input transform over its C channels: out (16 planes `plane` apart) = B^T d B, where row r of the
+// 4x4 patch d is rows[r] (4 pixels of C channels, contiguous). Row i of B^T d is d[a] + sign d[b]: one loop
+// per row keeps each loop to 8 loads and 4 stores, few enough streams for the compiler to vectorise it.
+ENGINE_INLINE void input_transform_body(float* __restrict out, const float* const* rows, int64_t C, int64_t plane) {
+    constexpr int a[4] = {0, 1, 2, 1}, b[4] = {2, 2, 1, 3};
+    constexpr float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
+    for (int i = 0; i < 4; i++) {
+        const float* __restrict da = rows[a[i]];
+        const float* __restrict db = rows[b[i]];
+        float* __restrict o = out + i * 4 * plane;
+        const float sg = sign[i];
+        for (int64_t c = 0; c < C; c++) {
+            const float s0 = da[c] + sg * db[c], s1 = da[C + c] + sg * db[C + c];
+            const float s2 = da[2 * C + c] + sg * db[2 * C + c], s3 = da[3 * C + c] + sg * db[3 * C + c];
+            o[c] = s0 - s2;                                     // and times B
+            o[plane + c] = s1 + s2;
+            o[2 * plane + c] = s2 - s1;
+            o[3 * plane + c] = s1 - s3;
+        }
+    }
+}
+
+// One tile's output transform over its F filters: the 2x2 outputs A^T M A + bias, M (16 planes `plane` apart);
+// the top two outputs go to top (2 pixels of F filters), the bottom two to bottom.
+ENGINE_INLINE void output_transform_body(float* __restrict top, float* __restrict bottom, const float* __restrict in,
+                                         const float* __restrict b, int64_t F, int64_t plane) {
+    for (int64_t f = 0; f < F; f++) {
+        float s[2][4];
+        for (int j = 0; j < 4; j++) {                           // s = A^T M
+            const float m0 = in[(0 * 4 + j) * plane + f], m1 = in[(1 * 4 + j) * plane + f];
+            const float m2 = in[(2 * 4 + j) * plane + f], m3 = in[(3 * 4 + j) * plane + f];
+            s[0][j] = m0 + m1 + m2;
+            s[1][j] = m1 - m2 - m3;
+        }
+        top[f] = s[0][0] + s[0][1] + s[0][2] + b[f];
+        top[F + f] = s[0][1] - s[0][2] - s[0][3] + b[f];
+        bottom[f] = s[1][0] + s[1][1] + s[1][2] + b[f];
+        bottom[F + f] = s[1][1] - s[1][2] - s[1][3] + b[f];
+    }
+}
+
+ENGINE_AVX512 ENGINE_FLATTEN void input_avx512(float* out, const float* const* rows, int64_t C, int64_t plane) {
+    input_transform_body(out, rows, C, plane);
+}
+ENGINE_AVX2 ENGINE_FLATTEN void input_avx2(float* out, const float* const* rows, int64_t C, int64_t plane) {
+    input_transform_body(out, rows, C, plane);
+}
+ENGINE_FLATTEN void input_portable(float* out, const float* const* rows, int64_t C, int64_t plane) {
+    input_transform_body(out, rows, C, plane);
+}
+ENGINE_AVX512 ENGINE_FLATTEN void output_avx512(float* top, float* bottom, const float* in, const float* b, int64_t F,
+                          int64_t plane) {
+    output_transform_body(top, bottom, in, b, F, plane);
+}
+ENGINE_AVX2 ENGINE_FLATTEN void output_avx2(float* top, float* bottom, const float* in, const float* b, int64_t F,
+                          int64_t plane) {
+    output_transform_body(top, bottom, in, b, F, plane);
+}
+ENGINE_FLATTEN void output_portable(float* top, float* bottom, const float* in, const float* b, int64_t F,
+                          int64_t plane) {
+    output_transform_body(top, bottom, in, b, F, plane);
+}
+
+void input_transform(float* out, const float* const* rows, int64_t C, int64_t plane) {
+    switch (simd_active()) {
+        case Simd::avx512: return input_avx512(out, rows, C, plane);
+        case Simd::avx2: return input_avx2(out, rows, C, plane);
+        default: return input_portable(out, rows, C, plane);
+    }
+}
+
+void output_transform(float* top, float* bottom, const float* in, const float* b, int64_t F, int64_t plane) {
+    switch (simd_active()) {
+        case Simd::avx512: return output_avx512(top, bottom, in, b, F, plane);
+        case Simd::avx2: return output_avx2(top, bottom, in, b, F, plane);
+        default: return output_portable(top, bottom, in, b, F, plane);
+    }
+}
+
+// One tile's output-gradient transform over its F filters: z (16 planes `plane` apart) = A dY A^T, the 2x2
+// gradients dY read from top (2 pixels of F filters) and bottom. One loop per row i of A dY (4 stores each).
+ENGINE_INLINE void gradient_transform_body(float* __restrict z, const float* __restrict top,
+                                           const float* __restrict bottom, int64_t F, int64_t plane) {
+    constexpr float wa[4] = {1.0f, 1.0f, 1.0f, 0.0f}, wb[4] = {0.0f, 1.0f, -1.0f, -1.0f};   // A's rows
+    for (int i = 0; i < 4; i++) {
+        float* __restrict o = z + i * 4 * plane;
+        const float a = wa[i], b = wb[i];
+        for (int64_t f = 0; f < F; f++) {
+            const float t0 = a * top[f] + b * bottom[f], t1 = a * top[F + f] + b * bottom[F + f];   // (A dY)[i]
+            o[f] = t0;                                          // and times A^T
+            o[plane + f] = t0 + t1;
+            o[2 * plane + f] = t0 - t1;
+            o[3 * plane + f] = -t1;
+        }
+    }
+}
+
+ENGINE_AVX512 ENGINE_FLATTEN void gradient_avx512(float* z, const float* top, const float* bottom, int64_t F,
+                                                  int64_t plane) {
+    gradient_transform_body(z, top, bottom, F, plane);
+}
+ENGINE_AVX2 ENGINE_FLATTEN void gradient_avx2(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
+    gradient_transform_body(z, top, bottom, F, plane);
+}
+ENGINE_FLATTEN void gradient_portable(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
+    gradient_transform_body(z, top, bottom, F, plane);
+}
+
+void gradient_transform(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
+    switch (simd_active()) {
+        case Simd::avx512: return gradient_avx512(z, top, bottom, F, plane);
+        case Simd::avx2: return gradient_avx2(z, top, bottom, F, plane);
+        default: return gradient_portable(z, top, bottom, F, plane);
+    }
+}
+
+// v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row 2 th - top, column 2 tw - left.
+// Inside the image its rows are read in place; a patch that overlaps the padding is copied first into a
+// (4, 4 C) buffer with zeros there.
+void transform_tiles(float* v, const float* x, const Plan& p, int64_t t0, int64_t T) {
+    const int64_t C = p.C, plane = T * C;
+    thread_local std::vector<float> patch;
+    patch.resize(16 * C);
+    for (int64_t t = 0; t < T; t++) {
+        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        const int64_t h0 = oh - p.top, w0 = ow - p.left;
+        const float* rows[4];
+        if (h0 >= 0 && h0 + 4 <= p.IH && w0 >= 0 && w0 + 4 <= p.IW) {
+            for (int64_t i = 0; i < 4; i++) rows[i] = x + ((n * p.IH + h0 + i) * p.IW + w0) * C;
+        } else {
+            for (int64_t i = 0; i < 4; i++) {
+                rows[i] = patch.data() + i * 4 * C;
+                for (int64_t j = 0; j < 4; j++) {
+                    const int64_t h = h0 + i, w = w0 + j;
+                    float* dst = patch.data() + (i * 4 + j) * C;
+                    if (h >= 0 && h < p.IH && w >= 0 && w < p.IW) std::memcpy(dst, x + ((n * p.IH + h) * p.IW + w) * C, C * 4);
+                    else std::fill(dst, dst + C, 0.0f);
+                }
+            }
+        }
+        input_transform(v + t * C, rows, C, plane);
+    }
+}
+
+// The 2x2 outputs of tiles [t0, t0 + T) from m (16, T, F): Y = A^T M A, plus the bias. A tile whose block
+// crosses the image's last row or column goes through a (4, F) buffer, and only its outputs inside are kept.
+void untransform_tiles(float* y, const float* m, const float* bias, const Plan& p, int64_t t0, int64_t T) {
+    const int64_t F = p.F, plane = T * F;
+    thread_local std::vector<float> block, zero_bias;
+    block.resize(4 * F);
+    zero_bias.assign(F, 0.0f);
+    const float* b = bias ? bias : zero_bias.data();
+    for (int64_t t = 0; t < T; t++) {
+        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        float* top = y + ((n * p.OH + oh) * p.OW + ow) * F;
+        if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
+            output_transform(top, top + p.OW * F, m + t * F, b, F, plane);
+            continue;
+        }
+        output_transform(block.data(), block.data() + 2 * F, m + t * F, b, F, plane);
+        for (int64_t i = 0; i < 2 && oh + i < p.OH; i++)
+            std::memcpy(top + i * p.OW * F, block.data() + i * 2 * F, (ow + 1 < p.OW ? 2 : 1) * F * sizeof(float));
+    }
+}
+
+// z (16, T, F): A dY A^T for tiles [t0, t0 + T) of dy (N, OH, OW, F); outputs past the image's last row or
+// column (the forward dropped them) count as zero gradients.
+void transform_gradient_tiles(float* z, const float* dy, const Plan& p, int64_t t0, int64_t T) {
+    const int64_t F = p.F, plane = T * F;
+    thread_local std::vector<float> block;
+    block.resize(4 * F);
+    for (int64_t t = 0; t < T; t++) {
+        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        const float* top = dy + ((n * p.OH + oh) * p.OW + ow) * F;
+        if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
+            gradient_transform(z + t * F, top, top + p.OW * F, F, plane);
+            continue;
+        }
+        std::fill(block.begin(), block.end(), 0.0f);
+        for (int64_t i = 0; i < 2 && oh + i < p.OH; i++)
+            std::memcpy(block.data() + i * 2 * F, top + i * p.OW * F, (ow + 1 < p.OW ? 2 : 1) * F * sizeof(float));
+        gradient_transform(z + t * F, block.data(), block.data() + 2 * F, F, plane);
+    }
+}
+
+// Tiles per block: V and M (or Z) within kWinogradBlockFloats, a multiple of 12 (the GEMM's row panel).
+int64_t tiles_per_block(const Plan& p) {
+    const int64_t fit = kWinogradBlockFloats / (16 * (p.C + p.F));
+    return std::max<int64_t>(12, std::min<int64_t>(256, fit / 12 * 12));
+}
+
+// y = the convolution described by p, with the kernel already transformed (u: (16, C, F)).
+void winograd(float* y, const float* x, const float* u, const float* bias, const Plan& p) {
+    const int64_t tiles = p.N * p.TH * p.TW;
+    if (tiles == 0 || p.F == 0) return;
+    const int64_t T = tiles_per_block(p), blocks = (tiles + T - 1) / T;
+    auto run = [&](int64_t b, std::vector<float>& v, std::vector<float>& m) {
+        const int64_t t0 = b * T, count = std::min(T, tiles - t0);
+        v.resize(16 * T * p.C);
+        m.resize(16 * T * p.F);
+        transform_tiles(v.data(), x, p, t0, count);
+        for (int xi = 0; xi < 16; xi++)                         // nested in the block loop: one thread each
+            matmul_forward(m.data() + xi * count * p.F, v.data() + xi * count * p.C, u + xi * p.C * p.F, count,
+                           p.F, p.C, false, false, false);
+        untransform_tiles(y, m.data(), bias, p, t0, count);
+    };
+    thread_local std::vector<float> v_buffer, m_buffer;
+    if (blocks > 1 && parallel_worth_it(tiles * 16 * p.C * p.F)) {
+        #pragma omp parallel
+        {
+            std::vector<float>& v = v_buffer;
+            std::vector<float>& m = m_buffer;
+            #pragma omp for schedule(dynamic, 1)                 // any thread may take any block: same bits
+            for (int64_t b = 0; b < blocks; b++) run(b, v, m);
+        }
+    } else {
+        for (int64_t b = 0; b < blocks; b++) run(b, v_buffer, m_buffer);
+    }
+}
+
+// dkernel (3, 3, C, F) = G^T dU G for every (c, f), du (16, C, F).
+void untransform_kernel(float* dkernel, const float* du, int64_t C, int64_t F) {
+    simd_dispatch([&] {
+        const int64_t CF = C * F;
+        float* __restrict out = dkernel;
+        const float* __restrict d = du;
+        for (int64_t e = 0; e < CF; e++) {
+            float t[3][4];
+            for (int j = 0; j < 4; j++) {                       // t = G^T dU (3 x 4)
+                const float d0 = d[(0 * 4 + j) * CF + e], d1 = d[(1 * 4 + j) * CF + e];
+                const float d2 = d[(2 * 4 + j) * CF + e], d3 = d[(3 * 4 + j) * CF + e];
+                t[0][j] = d0 + 0.5f * (d1 + d2);
+                t[1][j] = 0.5f * (d1 - d2);
+                t[2][j] = 0.5f * (d1 + d2) + d3;
+            }
+            for (int r = 0; r < 3; r++) {                       // dkernel = t G (3 x 3)
+                out[(r * 3 + 0) * CF + e] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+                out[(r * 3 + 1) * CF + e] = 0.5f * (t[r][1] - t[r][2]);
+                out[(r * 3 + 2) * CF + e] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+            }
+        }
+    });
+}
+
+}  // namespace
+
+void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F) {
+    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_kernel_winograd",
+                 "expected a convolution that conv2d_forward_winograd computes");
+    const int64_t C = g.C, CF = C * F;
+    const Plan p{g.N, g.H, g.W, C, g.OH, g.OW, F, g.pad_top, g.pad_left, (g.OH + 1) / 2, (g.OW + 1) / 2};
+    const int64_t tiles = p.N * p.TH * p.TW, T = tiles_per_block(p), blocks = (tiles + T - 1) / T;
+    if (tiles == 0) return std::fill(dkernel, dkernel + 9 * CF, 0.0f);
+    // dU = sum over tiles of V^T Z, per position. The blocks are cut into at most 16 slices (by the shape, not
+    // the thread count); each slice sums its blocks in order into its own partial, and the partials are added
+    // in slice order: the same bits for any number of threads.
+    const int64_t slices = std::min<int64_t>(blocks, 16);
+    thread_local std::vector<float> partial_buffer, du_buffer;   // the calling thread's; the team gets pointers
+    partial_buffer.resize(slices * 16 * CF);
+    du_buffer.resize(16 * CF);
+    float* const partial = partial_buffer.data();
+    auto run = [&](int64_t s, std::vector<float>& v, std::vector<float>& z) {
+        float* part = partial + s * 16 * CF;
+        for (int64_t b = blocks * s / slices; b < blocks * (s + 1) / slices; b++) {
+            const int64_t t0 = b * T, count = std::min(T, tiles - t0);
+            const bool first = b == blocks * s / slices;
+            v.resize(16 * T * C);
+            z.resize(16 * T * F);
+            transform_tiles(v.data(), x, p, t0, count);
+            transform_gradient_tiles(z.data(), dy, p, t0, count);
+            for (int xi = 0; xi < 16; xi++)                     // dU[xi] (+)= V[xi]^T @ Z[xi]
+                matmul_forward(part + xi * CF, v.data() + xi * count * C, z.data() + xi * count * F, C, F, count,
+                               true, false, !first);
+        }
+    };
+    thread_local std::vector<float> v_buffer, z_buffer;
+    if (slices > 1 && parallel_worth_it(tiles * 16 * CF)) {
+        #pragma omp parallel
+        {
+            std::vector<float>& v = v_buffer;
+            std::vector<float>& z = z_buffer;
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t s = 0; s < slices; s++) run(s, v, z);
+        }
+    } else {
+        for (int64_t s = 0; s < slices; s++) run(s, v_buffer, z_buffer);
+    }
+    const float* parts = partial;
+    float* sum = du_buffer.data();
+    parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; i++) {
+            float total = parts[i];
+            for (int64_t s = 1; s < slices; s++) total += parts[s * 16 * CF + i];
+            sum[i] = total;
+        }
+    });
+    untransform_kernel(dkernel, du_buffer.data(), C, F);
+}
+
+
+void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
+                             int64_t F) {
+    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_forward_winograd",
+                 "expected a 3x3 kernel, strides 1, dilation 1, at least ", kWinogradMinChannels,
+                 " input channels and filters and an output of at least 2x2. Received: kernel ", g.KH, "x", g.KW,
+                 ", strides (", g.SH, ", ", g.SW, "), dilation (", g.DH, ", ", g.DW, "), ", g.C, " channels, ", F,
+                 " filters, output ", g.OH, "x", g.OW);
+    thread_local std::vector<float> u;
+    u.resize(16 * g.C * F);
+    transform_kernel(u.data(), kernel, g.C, F);
+    const Plan p{g.N, g.H, g.W, g.C, g.OH, g.OW, F, g.pad_top, g.pad_left, (g.OH + 1) / 2, (g.OW + 1) / 2};
+    winograd(y, x, u.data(), bias, p);
+}
+
+void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F) {
+    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_input_winograd",
+                 "expected a convolution that conv2d_forward_winograd computes");
+    // flipped (3, 3, F, C): flipped[i][j][f][c] = kernel[2 - i][2 - j][c][f]
+    thread_local std::vector<float> flipped, u;
+    const int64_t C = g.C;
+    flipped.resize(9 * F * C);
+    for (int64_t i = 0; i < 3; i++)
+        for (int64_t j = 0; j < 3; j++)
+            transpose_inner(flipped.data() + (i * 3 + j) * F * C, kernel + ((2 - i) * 3 + (2 - j)) * C * F, 1, C, F);
+    u.resize(16 * F * C);
+    transform_kernel(u.data(), flipped.data(), F, C);
+    // dy (N, OH, OW, F) in, dx (N, H, W, C) out; dy is read 2 - pad before its first row and column.
+    const Plan p{g.N, g.OH, g.OW, F, g.H, g.W, C, 2 - g.pad_top, 2 - g.pad_left, (g.H + 1) / 2, (g.W + 1) / 2};
+    winograd(dx, dy, u.data(), nullptr, p);
+}
+
+}  // namespace engine
