@@ -1833,7 +1833,7 @@ PYBIND11_MODULE(_cpu, m) {
                                                            {"conv2d_forward_v3", engine::conv2d_forward_winograd}};
     const char* conv_docs[] = {"The direct convolution: nested loops, one thread (same arguments as conv2d_forward)",
                                "im2col in cache-sized blocks + the packed GEMM (same arguments as conv2d_forward)",
-                               "Winograd F(2x2, 3x3): 3x3 kernels, strides 1, dilation 1, at least 8 channels and "
+                               "Winograd F(2x2, 3x3): 3x3 kernels, strides 1 (any dilation), at least 8 channels and "
                                "filters (same arguments as conv2d_forward)"};
     for (int r = 0; r < 3; r++) {
         const std::string where = conv_rungs[r].first;

@@ -17,7 +17,7 @@
 //                       outputs, bias included.
 //                       OpenMP over blocks (each thread runs its GEMMs alone), or over the GEMM itself when
 //                       there are too few blocks to share.
-//   conv2d_forward_winograd (v3, conv2d_winograd.cpp)  3x3, stride 1, no dilation: Winograd's F(2x2, 3x3),
+//   conv2d_forward_winograd (v3, conv2d_winograd.cpp)  3x3, stride 1 (any dilation): Winograd's F(2x2, 3x3),
 //                       2.25x fewer multiply-adds. conv2d_forward and conv2d_backward take it wherever it applies.
 //
 // Determinism: blocks depend on the shape only; every output is written by one thread; the weight

@@ -1,4 +1,4 @@
-// csrc/conv2d_winograd.cpp (namespace engine): 3x3 convolution, stride 1, no dilation, by Winograd's minimal
+// csrc/conv2d_winograd.cpp (namespace engine): 3x3 convolution, stride 1, by Winograd's minimal
 // filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Matches
 // engine/ref/conv2d.py (conv2d_forward, and the input gradient of conv2d_backward) to float32 rounding.
 //
@@ -42,8 +42,8 @@ constexpr int64_t kWinogradMinChannels = 8;
 constexpr int64_t kWinogradBlockFloats = int64_t{1} << 17;
 
 bool conv2d_winograd_applies(const Window2d& g, int64_t F) {
-    return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 &&
-           g.C >= kWinogradMinChannels && F >= kWinogradMinChannels && g.OH >= 2 && g.OW >= 2;
+    return g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.C >= kWinogradMinChannels &&
+           F >= kWinogradMinChannels && g.OH >= 2 && g.OW >= 2;
 }
 
 namespace {
@@ -328,22 +328,17 @@ void untransform_kernel(float* dkernel, const float* du, int64_t C, int64_t F) {
     });
 }
 
-}  // namespace
-
-void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F) {
-    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_kernel_winograd",
-                 "expected a convolution that conv2d_forward_winograd computes");
-    const int64_t C = g.C, CF = C * F;
-    const Plan p{g.N, g.H, g.W, C, g.OH, g.OW, F, g.pad_top, g.pad_left, (g.OH + 1) / 2, (g.OW + 1) / 2};
+// du (16, C, F): the kernel gradient in the transformed domain, for the undilated convolution p.
+void kernel_gradient(float* du, const float* dy, const float* x, const Plan& p) {
+    const int64_t C = p.C, F = p.F, CF = C * F;
     const int64_t tiles = p.N * p.TH * p.TW, T = tiles_per_block(p), blocks = (tiles + T - 1) / T;
-    if (tiles == 0) return std::fill(dkernel, dkernel + 9 * CF, 0.0f);
+    if (tiles == 0) return std::fill(du, du + 16 * CF, 0.0f);
     // dU = sum over tiles of V^T Z, per position. The blocks are cut into at most 16 slices (by the shape, not
     // the thread count); each slice sums its blocks in order into its own partial, and the partials are added
     // in slice order: the same bits for any number of threads.
     const int64_t slices = std::min<int64_t>(blocks, 16);
-    thread_local std::vector<float> partial_buffer, du_buffer;   // the calling thread's; the team gets pointers
+    thread_local std::vector<float> partial_buffer;              // the calling thread's; the team gets a pointer
     partial_buffer.resize(slices * 16 * CF);
-    du_buffer.resize(16 * CF);
     float* const partial = partial_buffer.data();
     auto run = [&](int64_t s, std::vector<float>& v, std::vector<float>& z) {
         float* part = partial + s * 16 * CF;
@@ -372,7 +367,7 @@ void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const floa
         for (int64_t s = 0; s < slices; s++) run(s, v_buffer, z_buffer);
     }
     const float* parts = partial;
-    float* sum = du_buffer.data();
+    float* sum = du;
     parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; i++) {
             float total = parts[i];
@@ -380,29 +375,76 @@ void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const floa
             sum[i] = total;
         }
     });
-    untransform_kernel(dkernel, du_buffer.data(), C, F);
 }
 
+
+
+// A dilated 3x3 convolution with stride 1 is DH x DW undilated ones: the outputs (r + DH a, s + DW b) of phase
+// (r, s) read only the inputs (q + DH u, q' + DW v), q = (r - pad_top) mod DH, which form an ordinary image
+// (every DH-th row from q) convolved with the same 3x3 kernel. Each phase is copied out, convolved by
+// Winograd and copied back. Dilation 1 is the one phase with q = 0, read in place.
+struct Phase {
+    Plan p;                                        // the undilated convolution of this phase
+    int64_t r, s, qh, qw;                          // its first output row and column, first input row and column
+};
+
+std::vector<Phase> phases_of(const Window2d& g, int64_t F) {
+    std::vector<Phase> phases;
+    for (int64_t r = 0; r < g.DH; r++)
+        for (int64_t s = 0; s < g.DW; s++) {
+            const int64_t vh = r - g.pad_top, vw = s - g.pad_left;
+            const int64_t qh = (vh % g.DH + g.DH) % g.DH, qw = (vw % g.DW + g.DW) % g.DW;
+            const int64_t IH = g.H > qh ? (g.H - qh + g.DH - 1) / g.DH : 0, IW = g.W > qw ? (g.W - qw + g.DW - 1) / g.DW : 0;
+            const int64_t OH = g.OH > r ? (g.OH - r + g.DH - 1) / g.DH : 0, OW = g.OW > s ? (g.OW - s + g.DW - 1) / g.DW : 0;
+            phases.push_back({{g.N, IH, IW, g.C, OH, OW, F, -(vh - qh) / g.DH, -(vw - qw) / g.DW, (OH + 1) / 2, (OW + 1) / 2},
+                              r, s, qh, qw});
+        }
+    return phases;
+}
+
+// dst (N, rows, cols, D) <-> every step-th pixel of src (N, H, W, D) from (r0, c0): gather copies into dst,
+// scatter copies back into src.
+void strided_pixels(float* dst, const float* src, int64_t N, int64_t H, int64_t W, int64_t D, int64_t r0, int64_t sh,
+                    int64_t rows, int64_t c0, int64_t sw, int64_t cols, bool gather) {
+    float* src_mut = const_cast<float*>(src);
+    #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(N * rows * cols * D))
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t a = 0; a < rows; a++)
+            for (int64_t b = 0; b < cols; b++) {
+                float* outside = src_mut + ((n * H + r0 + sh * a) * W + c0 + sw * b) * D;
+                float* inside = dst + ((n * rows + a) * cols + b) * D;
+                if (gather) std::memcpy(inside, outside, D * sizeof(float));
+                else std::memcpy(outside, inside, D * sizeof(float));
+            }
+}
+
+}  // namespace
 
 void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
                              int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_forward_winograd",
-                 "expected a 3x3 kernel, strides 1, dilation 1, at least ", kWinogradMinChannels,
+                 "expected a 3x3 kernel, strides 1, at least ", kWinogradMinChannels,
                  " input channels and filters and an output of at least 2x2. Received: kernel ", g.KH, "x", g.KW,
-                 ", strides (", g.SH, ", ", g.SW, "), dilation (", g.DH, ", ", g.DW, "), ", g.C, " channels, ", F,
-                 " filters, output ", g.OH, "x", g.OW);
-    thread_local std::vector<float> u;
+                 ", strides (", g.SH, ", ", g.SW, "), ", g.C, " channels, ", F, " filters, output ", g.OH, "x", g.OW);
+    thread_local std::vector<float> u, sub_x, sub_y;
     u.resize(16 * g.C * F);
     transform_kernel(u.data(), kernel, g.C, F);
-    const Plan p{g.N, g.H, g.W, g.C, g.OH, g.OW, F, g.pad_top, g.pad_left, (g.OH + 1) / 2, (g.OW + 1) / 2};
-    winograd(y, x, u.data(), bias, p);
+    for (const Phase& ph : phases_of(g, F)) {
+        const Plan& p = ph.p;
+        if (g.DH == 1 && g.DW == 1) return winograd(y, x, u.data(), bias, p);
+        sub_x.resize(p.N * p.IH * p.IW * p.C);
+        sub_y.resize(p.N * p.OH * p.OW * F);
+        strided_pixels(sub_x.data(), x, g.N, g.H, g.W, g.C, ph.qh, g.DH, p.IH, ph.qw, g.DW, p.IW, true);
+        winograd(sub_y.data(), sub_x.data(), u.data(), bias, p);
+        strided_pixels(sub_y.data(), y, g.N, g.OH, g.OW, F, ph.r, g.DH, p.OH, ph.s, g.DW, p.OW, false);
+    }
 }
 
 void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_input_winograd",
                  "expected a convolution that conv2d_forward_winograd computes");
     // flipped (3, 3, F, C): flipped[i][j][f][c] = kernel[2 - i][2 - j][c][f]
-    thread_local std::vector<float> flipped, u;
+    thread_local std::vector<float> flipped, u, sub_dy, sub_dx;
     const int64_t C = g.C;
     flipped.resize(9 * F * C);
     for (int64_t i = 0; i < 3; i++)
@@ -410,9 +452,41 @@ void conv2d_backward_input_winograd(float* dx, const float* dy, const float* ker
             transpose_inner(flipped.data() + (i * 3 + j) * F * C, kernel + ((2 - i) * 3 + (2 - j)) * C * F, 1, C, F);
     u.resize(16 * F * C);
     transform_kernel(u.data(), flipped.data(), F, C);
-    // dy (N, OH, OW, F) in, dx (N, H, W, C) out; dy is read 2 - pad before its first row and column.
-    const Plan p{g.N, g.OH, g.OW, F, g.H, g.W, C, 2 - g.pad_top, 2 - g.pad_left, (g.H + 1) / 2, (g.W + 1) / 2};
-    winograd(dx, dy, u.data(), nullptr, p);
+    // Per phase, dy (N, OH, OW, F) in and dx (N, IH, IW, C) out; dy is read 2 - pad before its first row and
+    // column. Each input phase takes its gradient from exactly one output phase.
+    for (const Phase& ph : phases_of(g, F)) {
+        const Plan& f = ph.p;
+        const Plan p{f.N, f.OH, f.OW, F, f.IH, f.IW, C, 2 - f.top, 2 - f.left, (f.IH + 1) / 2, (f.IW + 1) / 2};
+        if (g.DH == 1 && g.DW == 1) return winograd(dx, dy, u.data(), nullptr, p);
+        sub_dy.resize(f.N * f.OH * f.OW * F);
+        sub_dx.resize(f.N * f.IH * f.IW * C);
+        strided_pixels(sub_dy.data(), dy, g.N, g.OH, g.OW, F, ph.r, g.DH, f.OH, ph.s, g.DW, f.OW, true);
+        winograd(sub_dx.data(), sub_dy.data(), u.data(), nullptr, p);
+        strided_pixels(sub_dx.data(), dx, g.N, g.H, g.W, C, ph.qh, g.DH, f.IH, ph.qw, g.DW, f.IW, false);
+    }
+}
+
+void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F) {
+    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_kernel_winograd",
+                 "expected a convolution that conv2d_forward_winograd computes");
+    const int64_t CF = g.C * F;
+    thread_local std::vector<float> du, du_phase, sub_x, sub_dy;
+    du.assign(16 * CF, 0.0f);
+    du_phase.resize(16 * CF);
+    for (const Phase& ph : phases_of(g, F)) {                   // phase by phase, in order: the same bits always
+        const Plan& p = ph.p;
+        if (g.DH == 1 && g.DW == 1) {
+            kernel_gradient(du.data(), dy, x, p);
+            break;
+        }
+        sub_x.resize(p.N * p.IH * p.IW * p.C);
+        sub_dy.resize(p.N * p.OH * p.OW * F);
+        strided_pixels(sub_x.data(), x, g.N, g.H, g.W, g.C, ph.qh, g.DH, p.IH, ph.qw, g.DW, p.IW, true);
+        strided_pixels(sub_dy.data(), dy, g.N, g.OH, g.OW, F, ph.r, g.DH, p.OH, ph.s, g.DW, p.OW, true);
+        kernel_gradient(du_phase.data(), sub_dy.data(), sub_x.data(), p);
+        for (int64_t i = 0; i < 16 * CF; i++) du[i] += du_phase[i];
+    }
+    untransform_kernel(dkernel, du.data(), g.C, F);
 }
 
 }  // namespace engine

@@ -201,7 +201,7 @@ void conv2d_forward_v1(float* y, const float* x, const float* kernel, const floa
 void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, const float* x, const float* kernel,
                      const Window2d& g, int64_t F);
 // The same by Winograd's F(2x2, 3x3) (conv2d_winograd.cpp), where conv2d_winograd_applies: 3x3, strides 1,
-// dilation 1, enough channels. conv2d_backward_input_winograd: dx (N, H, W, C) from dy (N, OH, OW, F);
+// enough channels (a dilated kernel: one undilated convolution per phase). conv2d_backward_input_winograd: dx (N, H, W, C) from dy (N, OH, OW, F);
 // conv2d_backward_kernel_winograd: dkernel (3, 3, C, F) from dy and x.
 bool conv2d_winograd_applies(const Window2d& g, int64_t F);
 void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,

@@ -118,7 +118,7 @@ def _conv2d_rungs():
         Rung("conv2d", "v2", "C++ im2col in cache-sized blocks + the packed SIMD GEMM accumulating onto the bias, OpenMP over "
              "blocks: engine's conv2d_forward for every shape v3 does not take", cpu.ladder.conv2d_forward_v2),
         Rung("conv2d", "v3", "Winograd F(2x2, 3x3): 16 small GEMMs on transformed 4x4 tiles, 2.25x fewer multiply-adds; "
-             "3x3, strides 1, dilation 1, >= 8 channels and filters: engine's conv2d_forward there",
+             "3x3, strides 1 (dilated: per phase), >= 8 channels and filters: engine's conv2d_forward there",
              cpu.ladder.conv2d_forward_v3),
     ]
 

@@ -154,17 +154,20 @@ def test_same_padding_puts_the_smaller_half_first():
 
 
 # Winograd F(2x2, 3x3) (csrc/conv2d_winograd.cpp) is what conv2d_forward and conv2d_backward run for 3x3
-# kernels, strides 1, dilation 1 and at least 8 channels and filters. (N, H, W, C, F, padding): odd sizes (edge
-# tiles with one output row or column), 2x2 outputs, asymmetric padding larger than the kernel's reach.
-WINOGRAD = [(2, 7, 9, 8, 8, "same"), (1, 5, 6, 9, 11, "valid"), (3, 4, 4, 16, 8, "same"), (1, 2, 2, 8, 12, "same"),
-            (2, 7, 5, 8, 9, ((2, 0), (1, 3))), (1, 6, 3, 12, 8, ((0, 3), (2, 0))), (1, 14, 14, 32, 64, "same")]
+# kernels, strides 1 and at least 8 channels and filters (dilated: one undilated convolution per phase).
+# (N, H, W, C, F, padding, dilation): odd sizes (edge tiles with one output row or column), 2x2 outputs,
+# asymmetric padding larger than the kernel's reach, dilations that leave some phases without outputs.
+WINOGRAD = [(2, 7, 9, 8, 8, "same", 1), (1, 5, 6, 9, 11, "valid", 1), (3, 4, 4, 16, 8, "same", 1),
+            (1, 2, 2, 8, 12, "same", 1), (2, 7, 5, 8, 9, ((2, 0), (1, 3)), 1), (1, 6, 3, 12, 8, ((0, 3), (2, 0)), 1),
+            (1, 14, 14, 32, 64, "same", 1), (2, 9, 8, 8, 8, "same", 2), (1, 11, 7, 8, 10, "valid", (2, 1)),
+            (1, 10, 9, 9, 8, ((1, 4), (3, 0)), (3, 2)), (1, 5, 5, 8, 8, "same", 4)]
 
 
 @pytest.mark.parametrize("data_format", FORMATS)
-@pytest.mark.parametrize("N, H, W, C, F, padding", WINOGRAD, ids=_id)
-def test_winograd_matches_ref_forward_and_backward(N, H, W, C, F, padding, data_format):
+@pytest.mark.parametrize("N, H, W, C, F, padding, dilation", WINOGRAD, ids=_id)
+def test_winograd_matches_ref_forward_and_backward(N, H, W, C, F, padding, dilation, data_format):
     x, w, b = _inputs((H, W), (3, 3), data_format, N=N, C=C, F=F, seed=7)
-    args = (1, padding, 1, data_format)
+    args = (1, padding, dilation, data_format)
     expected = ref.conv2d_forward(x, w, b, *args)
     scale = np.sqrt(C / 3)                        # sums over more channels: more rounding than the grid's C = 3
     _close(cpu.ladder.conv2d_forward_v3(x, w, b, *args), expected, scale)
@@ -178,28 +181,31 @@ def test_winograd_matches_ref_forward_and_backward(N, H, W, C, F, padding, data_
 
 def test_winograd_rung_names_the_shapes_it_takes():
     x, w = random_f32(1, 6, 6, 8), random_f32(3, 3, 8, 8)
-    with pytest.raises(ValueError, match=r"conv2d_forward_winograd: expected a 3x3 kernel, strides 1, dilation 1, "
+    with pytest.raises(ValueError, match=r"conv2d_forward_winograd: expected a 3x3 kernel, strides 1, "
                                          r"at least 8 input channels and filters .*Received: kernel 3x3, strides \(2, 2\)"):
         cpu.ladder.conv2d_forward_v3(x, w, None, 2, "same")
-    with pytest.raises(ValueError, match=r"Received: kernel 3x3, strides \(1, 1\), dilation \(1, 1\), 4 channels"):
+    with pytest.raises(ValueError, match=r"Received: kernel 3x3, strides \(1, 1\), 4 channels"):
         cpu.ladder.conv2d_forward_v3(random_f32(1, 6, 6, 4), random_f32(3, 3, 4, 8), None, 1, "same")
     y = cpu.ladder.conv2d_forward_v3(random_f32(0, 6, 6, 8), w, None, 1, "same")      # zero-size batch
     assert y.shape == (0, 6, 6, 8)
 
 
-# (x, kernel, strides): the im2col path (stride 2), and Winograd (3x3, stride 1, 16 channels, 24 filters)
-THREAD_CASES = [((9, 15, 13, 6), (3, 3, 6, 10), 2), ((9, 15, 13, 16), (3, 3, 16, 24), 1)]
+# (x, kernel, strides, dilation): the im2col path (stride 2), and Winograd (3x3, stride 1, 16 channels, 24
+# filters), undilated and dilated
+THREAD_CASES = [((9, 15, 13, 6), (3, 3, 6, 10), 2, 1), ((9, 15, 13, 16), (3, 3, 16, 24), 1, 1),
+                ((9, 15, 13, 16), (3, 3, 16, 24), 1, 2)]
 
 
-@pytest.mark.parametrize("x_shape, w_shape, strides", THREAD_CASES, ids=["im2col", "winograd"])
-def test_results_do_not_depend_on_the_thread_count(threads, x_shape, w_shape, strides):
+@pytest.mark.parametrize("x_shape, w_shape, strides, dilation", THREAD_CASES, ids=["im2col", "winograd", "dilated"])
+def test_results_do_not_depend_on_the_thread_count(threads, x_shape, w_shape, strides, dilation):
     x, w, b = random_f32(*x_shape, seed=1), random_f32(*w_shape, seed=2), random_f32(w_shape[-1], seed=3)
-    y = cpu.conv2d_forward(x, w, b, strides, "same")
+    args = (strides, "same", dilation)
+    y = cpu.conv2d_forward(x, w, b, *args)
     dy = random_f32(*y.shape, seed=4)
     outs = []
     for n in (1, 2, 3):
         threads(n)
-        outs.append([cpu.conv2d_forward(x, w, b, strides, "same")] + list(cpu.conv2d_backward(dy, x, w, strides, "same")))
+        outs.append([cpu.conv2d_forward(x, w, b, *args)] + list(cpu.conv2d_backward(dy, x, w, *args)))
     for other in outs[1:]:
         assert all(bits_equal(a, b) for a, b in zip(outs[0], other))
 
