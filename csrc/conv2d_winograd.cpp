@@ -73,9 +73,18 @@ void transform_kernel(float* u, const float* kernel, int64_t C, int64_t F) {
     });
 }
 
+// Where pixel (n, h, w) of the image a convolution reads (or writes) lies in its array (N, rows, cols, D): at
+// row r0 + rs h, column c0 + cs w. The identity view {rows, cols, 0, 1, 0, 1} is the array itself; a phase of
+// a dilated convolution (below) is every rs-th row and cs-th column.
+struct View {
+    int64_t rows, cols, r0, rs, c0, cs;
+    int64_t pixel(int64_t n, int64_t h, int64_t w) const { return (n * rows + r0 + rs * h) * cols + c0 + cs * w; }
+};
+
 struct Plan {
     int64_t N, IH, IW, C, OH, OW, F, top, left;    // input (N, IH, IW, C) -> output (N, OH, OW, F)
     int64_t TH, TW;                                // tiles: ceil(OH / 2) x ceil(OW / 2) per image
+    View in, out;                                  // where the input and output pixels are in their arrays
 };
 
 // Tile number `tile` (image-major): its image n and the output row and column of its top-left output.
@@ -85,9 +94,10 @@ inline Tile tile_at(const Plan& p, int64_t tile) {
 }
 
 // One tile's input transform over its C channels: out (16 planes `plane` apart) = B^T d B, where row r of the
-// 4x4 patch d is rows[r] (4 pixels of C channels, contiguous). Row i of B^T d is d[a] + sign d[b]: one loop
-// per row keeps each loop to 8 loads and 4 stores, few enough streams for the compiler to vectorise it.
-ENGINE_INLINE void input_transform_body(float* __restrict out, const float* const* rows, int64_t C, int64_t plane) {
+// 4x4 patch d is rows[r] (4 pixels of C channels, ps floats apart). Row i of B^T d is d[a] + sign d[b]: one
+// loop per row keeps each loop to 8 loads and 4 stores, few enough streams for the compiler to vectorise it.
+ENGINE_INLINE void input_transform_body(float* __restrict out, const float* const* rows, int64_t ps, int64_t C,
+                                        int64_t plane) {
     constexpr int a[4] = {0, 1, 2, 1}, b[4] = {2, 2, 1, 3};
     constexpr float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
     for (int i = 0; i < 4; i++) {
@@ -96,8 +106,8 @@ ENGINE_INLINE void input_transform_body(float* __restrict out, const float* cons
         float* __restrict o = out + i * 4 * plane;
         const float sg = sign[i];
         for (int64_t c = 0; c < C; c++) {
-            const float s0 = da[c] + sg * db[c], s1 = da[C + c] + sg * db[C + c];
-            const float s2 = da[2 * C + c] + sg * db[2 * C + c], s3 = da[3 * C + c] + sg * db[3 * C + c];
+            const float s0 = da[c] + sg * db[c], s1 = da[ps + c] + sg * db[ps + c];
+            const float s2 = da[2 * ps + c] + sg * db[2 * ps + c], s3 = da[3 * ps + c] + sg * db[3 * ps + c];
             o[c] = s0 - s2;                                     // and times B
             o[plane + c] = s1 + s2;
             o[2 * plane + c] = s2 - s1;
@@ -107,9 +117,10 @@ ENGINE_INLINE void input_transform_body(float* __restrict out, const float* cons
 }
 
 // One tile's output transform over its F filters: the 2x2 outputs A^T M A + bias, M (16 planes `plane` apart);
-// the top two outputs go to top (2 pixels of F filters), the bottom two to bottom.
-ENGINE_INLINE void output_transform_body(float* __restrict top, float* __restrict bottom, const float* __restrict in,
-                                         const float* __restrict b, int64_t F, int64_t plane) {
+// the top two outputs go to top (2 pixels of F filters, ps floats apart), the bottom two to bottom.
+ENGINE_INLINE void output_transform_body(float* __restrict top, float* __restrict bottom, int64_t ps,
+                                         const float* __restrict in, const float* __restrict b, int64_t F,
+                                         int64_t plane) {
     for (int64_t f = 0; f < F; f++) {
         float s[2][4];
         for (int j = 0; j < 4; j++) {                           // s = A^T M
@@ -119,60 +130,43 @@ ENGINE_INLINE void output_transform_body(float* __restrict top, float* __restric
             s[1][j] = m1 - m2 - m3;
         }
         top[f] = s[0][0] + s[0][1] + s[0][2] + b[f];
-        top[F + f] = s[0][1] - s[0][2] - s[0][3] + b[f];
+        top[ps + f] = s[0][1] - s[0][2] - s[0][3] + b[f];
         bottom[f] = s[1][0] + s[1][1] + s[1][2] + b[f];
-        bottom[F + f] = s[1][1] - s[1][2] - s[1][3] + b[f];
+        bottom[ps + f] = s[1][1] - s[1][2] - s[1][3] + b[f];
     }
 }
 
-ENGINE_AVX512 ENGINE_FLATTEN void input_avx512(float* out, const float* const* rows, int64_t C, int64_t plane) {
-    input_transform_body(out, rows, C, plane);
-}
-ENGINE_AVX2 ENGINE_FLATTEN void input_avx2(float* out, const float* const* rows, int64_t C, int64_t plane) {
-    input_transform_body(out, rows, C, plane);
-}
-ENGINE_FLATTEN void input_portable(float* out, const float* const* rows, int64_t C, int64_t plane) {
-    input_transform_body(out, rows, C, plane);
-}
-ENGINE_AVX512 ENGINE_FLATTEN void output_avx512(float* top, float* bottom, const float* in, const float* b, int64_t F,
-                          int64_t plane) {
-    output_transform_body(top, bottom, in, b, F, plane);
-}
-ENGINE_AVX2 ENGINE_FLATTEN void output_avx2(float* top, float* bottom, const float* in, const float* b, int64_t F,
-                          int64_t plane) {
-    output_transform_body(top, bottom, in, b, F, plane);
-}
-ENGINE_FLATTEN void output_portable(float* top, float* bottom, const float* in, const float* b, int64_t F,
-                          int64_t plane) {
-    output_transform_body(top, bottom, in, b, F, plane);
-}
-
-void input_transform(float* out, const float* const* rows, int64_t C, int64_t plane) {
-    switch (simd_active()) {
-        case Simd::avx512: return input_avx512(out, rows, C, plane);
-        case Simd::avx2: return input_avx2(out, rows, C, plane);
-        default: return input_portable(out, rows, C, plane);
+#define ENGINE_WINOGRAD_DISPATCH(name, body, params, args)                                                    \
+    ENGINE_AVX512 ENGINE_FLATTEN void name##_avx512 params { body args; }                                      \
+    ENGINE_AVX2 ENGINE_FLATTEN void name##_avx2 params { body args; }                                          \
+    ENGINE_FLATTEN void name##_portable params { body args; }                                                  \
+    void name params {                                                                                         \
+        switch (simd_active()) {                                                                               \
+            case Simd::avx512: return name##_avx512 args;                                                      \
+            case Simd::avx2: return name##_avx2 args;                                                          \
+            default: return name##_portable args;                                                              \
+        }                                                                                                      \
     }
-}
 
-void output_transform(float* top, float* bottom, const float* in, const float* b, int64_t F, int64_t plane) {
-    switch (simd_active()) {
-        case Simd::avx512: return output_avx512(top, bottom, in, b, F, plane);
-        case Simd::avx2: return output_avx2(top, bottom, in, b, F, plane);
-        default: return output_portable(top, bottom, in, b, F, plane);
-    }
-}
+// input_transform, output_transform: the bodies above, compiled for each SIMD path and picked at run time.
+ENGINE_WINOGRAD_DISPATCH(input_transform, input_transform_body,
+                         (float* out, const float* const* rows, int64_t ps, int64_t C, int64_t plane),
+                         (out, rows, ps, C, plane))
+ENGINE_WINOGRAD_DISPATCH(output_transform, output_transform_body,
+                         (float* top, float* bottom, int64_t ps, const float* in, const float* b, int64_t F,
+                          int64_t plane),
+                         (top, bottom, ps, in, b, F, plane))
 
 // One tile's output-gradient transform over its F filters: z (16 planes `plane` apart) = A dY A^T, the 2x2
-// gradients dY read from top (2 pixels of F filters) and bottom. One loop per row i of A dY (4 stores each).
+// gradients dY read from top (2 pixels of F filters, ps floats apart) and bottom. One loop per row i of A dY.
 ENGINE_INLINE void gradient_transform_body(float* __restrict z, const float* __restrict top,
-                                           const float* __restrict bottom, int64_t F, int64_t plane) {
+                                           const float* __restrict bottom, int64_t ps, int64_t F, int64_t plane) {
     constexpr float wa[4] = {1.0f, 1.0f, 1.0f, 0.0f}, wb[4] = {0.0f, 1.0f, -1.0f, -1.0f};   // A's rows
     for (int i = 0; i < 4; i++) {
         float* __restrict o = z + i * 4 * plane;
         const float a = wa[i], b = wb[i];
         for (int64_t f = 0; f < F; f++) {
-            const float t0 = a * top[f] + b * bottom[f], t1 = a * top[F + f] + b * bottom[F + f];   // (A dY)[i]
+            const float t0 = a * top[f] + b * bottom[f], t1 = a * top[ps + f] + b * bottom[ps + f];   // (A dY)[i]
             o[f] = t0;                                          // and times A^T
             o[plane + f] = t0 + t1;
             o[2 * plane + f] = t0 - t1;
@@ -181,24 +175,9 @@ ENGINE_INLINE void gradient_transform_body(float* __restrict z, const float* __r
     }
 }
 
-ENGINE_AVX512 ENGINE_FLATTEN void gradient_avx512(float* z, const float* top, const float* bottom, int64_t F,
-                                                  int64_t plane) {
-    gradient_transform_body(z, top, bottom, F, plane);
-}
-ENGINE_AVX2 ENGINE_FLATTEN void gradient_avx2(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
-    gradient_transform_body(z, top, bottom, F, plane);
-}
-ENGINE_FLATTEN void gradient_portable(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
-    gradient_transform_body(z, top, bottom, F, plane);
-}
-
-void gradient_transform(float* z, const float* top, const float* bottom, int64_t F, int64_t plane) {
-    switch (simd_active()) {
-        case Simd::avx512: return gradient_avx512(z, top, bottom, F, plane);
-        case Simd::avx2: return gradient_avx2(z, top, bottom, F, plane);
-        default: return gradient_portable(z, top, bottom, F, plane);
-    }
-}
+ENGINE_WINOGRAD_DISPATCH(gradient_transform, gradient_transform_body,
+                         (float* z, const float* top, const float* bottom, int64_t ps, int64_t F, int64_t plane),
+                         (z, top, bottom, ps, F, plane))
 
 // v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row 2 th - top, column 2 tw - left.
 // Inside the image its rows are read in place; a patch that overlaps the padding is copied first into a
@@ -212,19 +191,20 @@ void transform_tiles(float* v, const float* x, const Plan& p, int64_t t0, int64_
         const int64_t h0 = oh - p.top, w0 = ow - p.left;
         const float* rows[4];
         if (h0 >= 0 && h0 + 4 <= p.IH && w0 >= 0 && w0 + 4 <= p.IW) {
-            for (int64_t i = 0; i < 4; i++) rows[i] = x + ((n * p.IH + h0 + i) * p.IW + w0) * C;
-        } else {
-            for (int64_t i = 0; i < 4; i++) {
-                rows[i] = patch.data() + i * 4 * C;
-                for (int64_t j = 0; j < 4; j++) {
-                    const int64_t h = h0 + i, w = w0 + j;
-                    float* dst = patch.data() + (i * 4 + j) * C;
-                    if (h >= 0 && h < p.IH && w >= 0 && w < p.IW) std::memcpy(dst, x + ((n * p.IH + h) * p.IW + w) * C, C * 4);
-                    else std::fill(dst, dst + C, 0.0f);
-                }
+            for (int64_t i = 0; i < 4; i++) rows[i] = x + p.in.pixel(n, h0 + i, w0) * C;
+            input_transform(v + t * C, rows, p.in.cs * C, C, plane);
+            continue;
+        }
+        for (int64_t i = 0; i < 4; i++) {
+            rows[i] = patch.data() + i * 4 * C;
+            for (int64_t j = 0; j < 4; j++) {
+                const int64_t h = h0 + i, w = w0 + j;
+                float* dst = patch.data() + (i * 4 + j) * C;
+                if (h >= 0 && h < p.IH && w >= 0 && w < p.IW) std::memcpy(dst, x + p.in.pixel(n, h, w) * C, C * 4);
+                else std::fill(dst, dst + C, 0.0f);
             }
         }
-        input_transform(v + t * C, rows, C, plane);
+        input_transform(v + t * C, rows, C, C, plane);
     }
 }
 
@@ -238,14 +218,15 @@ void untransform_tiles(float* y, const float* m, const float* bias, const Plan& 
     const float* b = bias ? bias : zero_bias.data();
     for (int64_t t = 0; t < T; t++) {
         const auto [n, oh, ow] = tile_at(p, t0 + t);
-        float* top = y + ((n * p.OH + oh) * p.OW + ow) * F;
         if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
-            output_transform(top, top + p.OW * F, m + t * F, b, F, plane);
+            output_transform(y + p.out.pixel(n, oh, ow) * F, y + p.out.pixel(n, oh + 1, ow) * F, p.out.cs * F,
+                             m + t * F, b, F, plane);
             continue;
         }
-        output_transform(block.data(), block.data() + 2 * F, m + t * F, b, F, plane);
+        output_transform(block.data(), block.data() + 2 * F, F, m + t * F, b, F, plane);
         for (int64_t i = 0; i < 2 && oh + i < p.OH; i++)
-            std::memcpy(top + i * p.OW * F, block.data() + i * 2 * F, (ow + 1 < p.OW ? 2 : 1) * F * sizeof(float));
+            for (int64_t j = 0; j < 2 && ow + j < p.OW; j++)
+                std::memcpy(y + p.out.pixel(n, oh + i, ow + j) * F, block.data() + (i * 2 + j) * F, F * sizeof(float));
     }
 }
 
@@ -257,15 +238,16 @@ void transform_gradient_tiles(float* z, const float* dy, const Plan& p, int64_t 
     block.resize(4 * F);
     for (int64_t t = 0; t < T; t++) {
         const auto [n, oh, ow] = tile_at(p, t0 + t);
-        const float* top = dy + ((n * p.OH + oh) * p.OW + ow) * F;
         if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
-            gradient_transform(z + t * F, top, top + p.OW * F, F, plane);
+            gradient_transform(z + t * F, dy + p.out.pixel(n, oh, ow) * F, dy + p.out.pixel(n, oh + 1, ow) * F,
+                               p.out.cs * F, F, plane);
             continue;
         }
         std::fill(block.begin(), block.end(), 0.0f);
         for (int64_t i = 0; i < 2 && oh + i < p.OH; i++)
-            std::memcpy(block.data() + i * 2 * F, top + i * p.OW * F, (ow + 1 < p.OW ? 2 : 1) * F * sizeof(float));
-        gradient_transform(z + t * F, block.data(), block.data() + 2 * F, F, plane);
+            for (int64_t j = 0; j < 2 && ow + j < p.OW; j++)
+                std::memcpy(block.data() + (i * 2 + j) * F, dy + p.out.pixel(n, oh + i, ow + j) * F, F * sizeof(float));
+        gradient_transform(z + t * F, block.data(), block.data() + 2 * F, F, F, plane);
     }
 }
 
@@ -275,33 +257,54 @@ int64_t tiles_per_block(const Plan& p) {
     return std::max<int64_t>(12, std::min<int64_t>(256, fit / 12 * 12));
 }
 
-// y = the convolution described by p, with the kernel already transformed (u: (16, C, F)).
-void winograd(float* y, const float* x, const float* u, const float* bias, const Plan& p) {
-    const int64_t tiles = p.N * p.TH * p.TW;
-    if (tiles == 0 || p.F == 0) return;
-    const int64_t T = tiles_per_block(p), blocks = (tiles + T - 1) / T;
-    auto run = [&](int64_t b, std::vector<float>& v, std::vector<float>& m) {
-        const int64_t t0 = b * T, count = std::min(T, tiles - t0);
-        v.resize(16 * T * p.C);
-        m.resize(16 * T * p.F);
-        transform_tiles(v.data(), x, p, t0, count);
-        for (int xi = 0; xi < 16; xi++)                         // nested in the block loop: one thread each
-            matmul_forward(m.data() + xi * count * p.F, v.data() + xi * count * p.C, u + xi * p.C * p.F, count,
-                           p.F, p.C, false, false, false);
-        untransform_tiles(y, m.data(), bias, p, t0, count);
-    };
+// The blocks of tiles of a list of plans (the phases of one convolution), in order: each is one unit of work.
+struct Block { const Plan* p; int64_t t0, count; };
+
+std::vector<Block> blocks_of(const std::vector<Plan>& plans) {
+    std::vector<Block> blocks;
+    for (const Plan& p : plans) {
+        const int64_t tiles = p.N * p.TH * p.TW, T = tiles_per_block(p);
+        for (int64_t t0 = 0; t0 < tiles; t0 += T) blocks.push_back({&p, t0, std::min(T, tiles - t0)});
+    }
+    return blocks;
+}
+
+// Run body(i, v, m) for i in [0, count) (blocks, or slices of them), sharing them among the threads when there
+// is enough work (all phases in one loop, so that no thread waits at the end of each); v and m are the running
+// thread's buffers.
+template <class Body>
+void each_block(int64_t count, int64_t work, const Body& body) {
     thread_local std::vector<float> v_buffer, m_buffer;
-    if (blocks > 1 && parallel_worth_it(tiles * 16 * p.C * p.F)) {
+    if (count > 1 && parallel_worth_it(work)) {
         #pragma omp parallel
         {
             std::vector<float>& v = v_buffer;
             std::vector<float>& m = m_buffer;
             #pragma omp for schedule(dynamic, 1)                 // any thread may take any block: same bits
-            for (int64_t b = 0; b < blocks; b++) run(b, v, m);
+            for (int64_t b = 0; b < count; b++) body(b, v, m);
         }
     } else {
-        for (int64_t b = 0; b < blocks; b++) run(b, v_buffer, m_buffer);
+        for (int64_t b = 0; b < count; b++) body(b, v_buffer, m_buffer);
     }
+}
+
+// y = the convolution of every plan, with the kernel already transformed (u: (16, C, F)).
+void winograd(float* y, const float* x, const float* u, const float* bias, const std::vector<Plan>& plans) {
+    const std::vector<Block> blocks = blocks_of(plans);
+    if (blocks.empty() || plans[0].F == 0) return;
+    const int64_t C = plans[0].C, F = plans[0].F;
+    const int64_t count = static_cast<int64_t>(blocks.size());
+    each_block(count, count * tiles_per_block(plans[0]) * 16 * C * F,
+               [&](int64_t b, std::vector<float>& v, std::vector<float>& m) {
+        const Block& k = blocks[b];
+        v.resize(16 * k.count * C);
+        m.resize(16 * k.count * F);
+        transform_tiles(v.data(), x, *k.p, k.t0, k.count);
+        for (int xi = 0; xi < 16; xi++)                         // nested in the block loop: one thread each
+            matmul_forward(m.data() + xi * k.count * F, v.data() + xi * k.count * C, u + xi * C * F, k.count, F, C,
+                           false, false, false);
+        untransform_tiles(y, m.data(), bias, *k.p, k.t0, k.count);
+    });
 }
 
 // dkernel (3, 3, C, F) = G^T dU G for every (c, f), du (16, C, F).
@@ -328,94 +331,58 @@ void untransform_kernel(float* dkernel, const float* du, int64_t C, int64_t F) {
     });
 }
 
-// du (16, C, F): the kernel gradient in the transformed domain, for the undilated convolution p.
-void kernel_gradient(float* du, const float* dy, const float* x, const Plan& p) {
-    const int64_t C = p.C, F = p.F, CF = C * F;
-    const int64_t tiles = p.N * p.TH * p.TW, T = tiles_per_block(p), blocks = (tiles + T - 1) / T;
-    if (tiles == 0) return std::fill(du, du + 16 * CF, 0.0f);
+// du (16, C, F): the kernel gradient in the transformed domain, summed over every plan's tiles.
+void kernel_gradient(float* du, const float* dy, const float* x, const std::vector<Plan>& plans) {
+    const std::vector<Block> blocks = blocks_of(plans);
+    const int64_t C = plans[0].C, F = plans[0].F, CF = C * F, count = static_cast<int64_t>(blocks.size());
+    if (count == 0) return std::fill(du, du + 16 * CF, 0.0f);
     // dU = sum over tiles of V^T Z, per position. The blocks are cut into at most 16 slices (by the shape, not
     // the thread count); each slice sums its blocks in order into its own partial, and the partials are added
     // in slice order: the same bits for any number of threads.
-    const int64_t slices = std::min<int64_t>(blocks, 16);
+    const int64_t slices = std::min<int64_t>(count, 16);
     thread_local std::vector<float> partial_buffer;              // the calling thread's; the team gets a pointer
     partial_buffer.resize(slices * 16 * CF);
     float* const partial = partial_buffer.data();
-    auto run = [&](int64_t s, std::vector<float>& v, std::vector<float>& z) {
+    each_block(slices, count * tiles_per_block(plans[0]) * 16 * CF,
+               [&](int64_t s, std::vector<float>& v, std::vector<float>& z) {
         float* part = partial + s * 16 * CF;
-        for (int64_t b = blocks * s / slices; b < blocks * (s + 1) / slices; b++) {
-            const int64_t t0 = b * T, count = std::min(T, tiles - t0);
-            const bool first = b == blocks * s / slices;
-            v.resize(16 * T * C);
-            z.resize(16 * T * F);
-            transform_tiles(v.data(), x, p, t0, count);
-            transform_gradient_tiles(z.data(), dy, p, t0, count);
+        for (int64_t b = count * s / slices; b < count * (s + 1) / slices; b++) {
+            const Block& k = blocks[b];
+            v.resize(16 * k.count * C);
+            z.resize(16 * k.count * F);
+            transform_tiles(v.data(), x, *k.p, k.t0, k.count);
+            transform_gradient_tiles(z.data(), dy, *k.p, k.t0, k.count);
             for (int xi = 0; xi < 16; xi++)                     // dU[xi] (+)= V[xi]^T @ Z[xi]
-                matmul_forward(part + xi * CF, v.data() + xi * count * C, z.data() + xi * count * F, C, F, count,
-                               true, false, !first);
+                matmul_forward(part + xi * CF, v.data() + xi * k.count * C, z.data() + xi * k.count * F, C, F,
+                               k.count, true, false, b != count * s / slices);
         }
-    };
-    thread_local std::vector<float> v_buffer, z_buffer;
-    if (slices > 1 && parallel_worth_it(tiles * 16 * CF)) {
-        #pragma omp parallel
-        {
-            std::vector<float>& v = v_buffer;
-            std::vector<float>& z = z_buffer;
-            #pragma omp for schedule(dynamic, 1)
-            for (int64_t s = 0; s < slices; s++) run(s, v, z);
-        }
-    } else {
-        for (int64_t s = 0; s < slices; s++) run(s, v_buffer, z_buffer);
-    }
+    });
     const float* parts = partial;
-    float* sum = du;
     parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; i++) {
             float total = parts[i];
             for (int64_t s = 1; s < slices; s++) total += parts[s * 16 * CF + i];
-            sum[i] = total;
+            du[i] = total;
         }
     });
 }
 
-
-
 // A dilated 3x3 convolution with stride 1 is DH x DW undilated ones: the outputs (r + DH a, s + DW b) of phase
 // (r, s) read only the inputs (q + DH u, q' + DW v), q = (r - pad_top) mod DH, which form an ordinary image
-// (every DH-th row from q) convolved with the same 3x3 kernel. Each phase is copied out, convolved by
-// Winograd and copied back. Dilation 1 is the one phase with q = 0, read in place.
-struct Phase {
-    Plan p;                                        // the undilated convolution of this phase
-    int64_t r, s, qh, qw;                          // its first output row and column, first input row and column
-};
-
-std::vector<Phase> phases_of(const Window2d& g, int64_t F) {
-    std::vector<Phase> phases;
+// (every DH-th row from q) convolved with the same 3x3 kernel. Each phase is one plan whose views pick its
+// rows and columns out of the whole arrays: nothing is copied. Dilation 1 is the one phase, q = 0.
+std::vector<Plan> phases_of(const Window2d& g, int64_t F) {
+    std::vector<Plan> phases;
     for (int64_t r = 0; r < g.DH; r++)
         for (int64_t s = 0; s < g.DW; s++) {
             const int64_t vh = r - g.pad_top, vw = s - g.pad_left;
             const int64_t qh = (vh % g.DH + g.DH) % g.DH, qw = (vw % g.DW + g.DW) % g.DW;
             const int64_t IH = g.H > qh ? (g.H - qh + g.DH - 1) / g.DH : 0, IW = g.W > qw ? (g.W - qw + g.DW - 1) / g.DW : 0;
             const int64_t OH = g.OH > r ? (g.OH - r + g.DH - 1) / g.DH : 0, OW = g.OW > s ? (g.OW - s + g.DW - 1) / g.DW : 0;
-            phases.push_back({{g.N, IH, IW, g.C, OH, OW, F, -(vh - qh) / g.DH, -(vw - qw) / g.DW, (OH + 1) / 2, (OW + 1) / 2},
-                              r, s, qh, qw});
+            phases.push_back({g.N, IH, IW, g.C, OH, OW, F, -(vh - qh) / g.DH, -(vw - qw) / g.DW, (OH + 1) / 2,
+                              (OW + 1) / 2, {g.H, g.W, qh, g.DH, qw, g.DW}, {g.OH, g.OW, r, g.DH, s, g.DW}});
         }
     return phases;
-}
-
-// dst (N, rows, cols, D) <-> every step-th pixel of src (N, H, W, D) from (r0, c0): gather copies into dst,
-// scatter copies back into src.
-void strided_pixels(float* dst, const float* src, int64_t N, int64_t H, int64_t W, int64_t D, int64_t r0, int64_t sh,
-                    int64_t rows, int64_t c0, int64_t sw, int64_t cols, bool gather) {
-    float* src_mut = const_cast<float*>(src);
-    #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(N * rows * cols * D))
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t a = 0; a < rows; a++)
-            for (int64_t b = 0; b < cols; b++) {
-                float* outside = src_mut + ((n * H + r0 + sh * a) * W + c0 + sw * b) * D;
-                float* inside = dst + ((n * rows + a) * cols + b) * D;
-                if (gather) std::memcpy(inside, outside, D * sizeof(float));
-                else std::memcpy(outside, inside, D * sizeof(float));
-            }
 }
 
 }  // namespace
@@ -426,25 +393,17 @@ void conv2d_forward_winograd(float* y, const float* x, const float* kernel, cons
                  "expected a 3x3 kernel, strides 1, at least ", kWinogradMinChannels,
                  " input channels and filters and an output of at least 2x2. Received: kernel ", g.KH, "x", g.KW,
                  ", strides (", g.SH, ", ", g.SW, "), ", g.C, " channels, ", F, " filters, output ", g.OH, "x", g.OW);
-    thread_local std::vector<float> u, sub_x, sub_y;
+    thread_local std::vector<float> u;
     u.resize(16 * g.C * F);
     transform_kernel(u.data(), kernel, g.C, F);
-    for (const Phase& ph : phases_of(g, F)) {
-        const Plan& p = ph.p;
-        if (g.DH == 1 && g.DW == 1) return winograd(y, x, u.data(), bias, p);
-        sub_x.resize(p.N * p.IH * p.IW * p.C);
-        sub_y.resize(p.N * p.OH * p.OW * F);
-        strided_pixels(sub_x.data(), x, g.N, g.H, g.W, g.C, ph.qh, g.DH, p.IH, ph.qw, g.DW, p.IW, true);
-        winograd(sub_y.data(), sub_x.data(), u.data(), bias, p);
-        strided_pixels(sub_y.data(), y, g.N, g.OH, g.OW, F, ph.r, g.DH, p.OH, ph.s, g.DW, p.OW, false);
-    }
+    winograd(y, x, u.data(), bias, phases_of(g, F));
 }
 
 void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_input_winograd",
                  "expected a convolution that conv2d_forward_winograd computes");
     // flipped (3, 3, F, C): flipped[i][j][f][c] = kernel[2 - i][2 - j][c][f]
-    thread_local std::vector<float> flipped, u, sub_dy, sub_dx;
+    thread_local std::vector<float> flipped, u;
     const int64_t C = g.C;
     flipped.resize(9 * F * C);
     for (int64_t i = 0; i < 3; i++)
@@ -452,40 +411,21 @@ void conv2d_backward_input_winograd(float* dx, const float* dy, const float* ker
             transpose_inner(flipped.data() + (i * 3 + j) * F * C, kernel + ((2 - i) * 3 + (2 - j)) * C * F, 1, C, F);
     u.resize(16 * F * C);
     transform_kernel(u.data(), flipped.data(), F, C);
-    // Per phase, dy (N, OH, OW, F) in and dx (N, IH, IW, C) out; dy is read 2 - pad before its first row and
-    // column. Each input phase takes its gradient from exactly one output phase.
-    for (const Phase& ph : phases_of(g, F)) {
-        const Plan& f = ph.p;
-        const Plan p{f.N, f.OH, f.OW, F, f.IH, f.IW, C, 2 - f.top, 2 - f.left, (f.IH + 1) / 2, (f.IW + 1) / 2};
-        if (g.DH == 1 && g.DW == 1) return winograd(dx, dy, u.data(), nullptr, p);
-        sub_dy.resize(f.N * f.OH * f.OW * F);
-        sub_dx.resize(f.N * f.IH * f.IW * C);
-        strided_pixels(sub_dy.data(), dy, g.N, g.OH, g.OW, F, ph.r, g.DH, f.OH, ph.s, g.DW, f.OW, true);
-        winograd(sub_dx.data(), sub_dy.data(), u.data(), nullptr, p);
-        strided_pixels(sub_dx.data(), dx, g.N, g.H, g.W, C, ph.qh, g.DH, f.IH, ph.qw, g.DW, f.IW, false);
-    }
+    // Per phase: its dy (OH, OW, F) in, its dx (IH, IW, C) out, dy read 2 - pad before its first row and column.
+    // Each input phase takes its gradient from exactly one output phase, so every dx pixel is written once.
+    std::vector<Plan> plans;
+    for (const Plan& f : phases_of(g, F))
+        plans.push_back({f.N, f.OH, f.OW, F, f.IH, f.IW, C, 2 - f.top, 2 - f.left, (f.IH + 1) / 2, (f.IW + 1) / 2,
+                         f.out, f.in});
+    winograd(dx, dy, u.data(), nullptr, plans);
 }
 
 void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_kernel_winograd",
                  "expected a convolution that conv2d_forward_winograd computes");
-    const int64_t CF = g.C * F;
-    thread_local std::vector<float> du, du_phase, sub_x, sub_dy;
-    du.assign(16 * CF, 0.0f);
-    du_phase.resize(16 * CF);
-    for (const Phase& ph : phases_of(g, F)) {                   // phase by phase, in order: the same bits always
-        const Plan& p = ph.p;
-        if (g.DH == 1 && g.DW == 1) {
-            kernel_gradient(du.data(), dy, x, p);
-            break;
-        }
-        sub_x.resize(p.N * p.IH * p.IW * p.C);
-        sub_dy.resize(p.N * p.OH * p.OW * F);
-        strided_pixels(sub_x.data(), x, g.N, g.H, g.W, g.C, ph.qh, g.DH, p.IH, ph.qw, g.DW, p.IW, true);
-        strided_pixels(sub_dy.data(), dy, g.N, g.OH, g.OW, F, ph.r, g.DH, p.OH, ph.s, g.DW, p.OW, true);
-        kernel_gradient(du_phase.data(), sub_dy.data(), sub_x.data(), p);
-        for (int64_t i = 0; i < 16 * CF; i++) du[i] += du_phase[i];
-    }
+    thread_local std::vector<float> du;
+    du.resize(16 * g.C * F);
+    kernel_gradient(du.data(), dy, x, phases_of(g, F));
     untransform_kernel(dkernel, du.data(), g.C, F);
 }
 
