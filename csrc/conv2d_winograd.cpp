@@ -180,19 +180,22 @@ ENGINE_WINOGRAD_DISPATCH(gradient_transform, gradient_transform_body,
                          (z, top, bottom, ps, F, plane))
 
 // v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row 2 th - top, column 2 tw - left.
-// Inside the image its rows are read in place; a patch that overlaps the padding is copied first into a
-// (4, 4 C) buffer with zeros there.
+// Its rows are read in place (a row above or below the image reads a row of zeros); a patch that reaches past
+// the left or right edge is copied first into a (4, 4 C) buffer with zeros there.
 void transform_tiles(float* v, const float* x, const Plan& p, int64_t t0, int64_t T) {
     const int64_t C = p.C, plane = T * C;
-    thread_local std::vector<float> patch;
+    thread_local std::vector<float> patch, zero_row;
     patch.resize(16 * C);
     for (int64_t t = 0; t < T; t++) {
         const auto [n, oh, ow] = tile_at(p, t0 + t);
         const int64_t h0 = oh - p.top, w0 = ow - p.left;
         const float* rows[4];
-        if (h0 >= 0 && h0 + 4 <= p.IH && w0 >= 0 && w0 + 4 <= p.IW) {
-            for (int64_t i = 0; i < 4; i++) rows[i] = x + p.in.pixel(n, h0 + i, w0) * C;
-            input_transform(v + t * C, rows, p.in.cs * C, C, plane);
+        if (w0 >= 0 && w0 + 4 <= p.IW) {              // columns inside: rows above or below the image read zeros
+            const int64_t ps = p.in.cs * C;
+            zero_row.assign(3 * ps + C, 0.0f);
+            for (int64_t i = 0; i < 4; i++)
+                rows[i] = h0 + i >= 0 && h0 + i < p.IH ? x + p.in.pixel(n, h0 + i, w0) * C : zero_row.data();
+            input_transform(v + t * C, rows, ps, C, plane);
             continue;
         }
         for (int64_t i = 0; i < 4; i++) {
@@ -358,11 +361,11 @@ void kernel_gradient(float* du, const float* dy, const float* x, const std::vect
         }
     });
     const float* parts = partial;
-    parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; i++) {
-            float total = parts[i];
-            for (int64_t s = 1; s < slices; s++) total += parts[s * 16 * CF + i];
-            du[i] = total;
+    parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {     // slice by slice: unit stride, vectorised
+        std::copy(parts + lo, parts + hi, du + lo);
+        for (int64_t s = 1; s < slices; s++) {
+            const float* __restrict part = parts + s * 16 * CF;
+            for (int64_t i = lo; i < hi; i++) du[i] += part[i];
         }
     });
 }
