@@ -27,15 +27,16 @@ static void channel_sums(double* out, int64_t A, int64_t C, int64_t B, Term term
         const int64_t chunks = std::max<int64_t>(1, (A + kRows - 1) / kRows);
         std::vector<double> partial(chunks * C * K, 0.0);          // (chunks, K, C)
         #pragma omp parallel for schedule(static) if (parallel_worth_it(A * C * 2) && chunks > 1)
-        for (int64_t t = 0; t < chunks; t++) {
-            double* p = partial.data() + t * C * K;
+        for (int64_t t = 0; t < chunks; t++) simd_dispatch([&] {     // rows of C contiguous values: vectorised over c
+            double* __restrict p = partial.data() + t * C * K;
+            const Term local = term;
             for (int64_t a = t * kRows; a < std::min(A, (t + 1) * kRows); a++)
                 for (int64_t c = 0; c < C; c++) {
                     double v[2];
-                    term(a * C + c, c, v);
+                    local(a * C + c, c, v);
                     for (int k = 0; k < K; k++) p[k * C + c] += v[k];
                 }
-        }
+        });
         for (int64_t c = 0; c < C; c++)
             for (int k = 0; k < K; k++) {
                 double s = 0.0;
@@ -59,14 +60,21 @@ static void channel_sums(double* out, int64_t A, int64_t C, int64_t B, Term term
 }
 
 // out[i] = f(i, c) over x viewed as (A, C, B); parallel over A.
+// With B = 1 (channels last) the loop over c is the contiguous one, and is the one that vectorises.
 template <class F>
 static void per_element(int64_t A, int64_t C, int64_t B, F f) {
     #pragma omp parallel for schedule(static) if (parallel_worth_it(A * C * B) && A > 1)
-    for (int64_t a = 0; a < A; a++)
+    for (int64_t a = 0; a < A; a++) simd_dispatch([&] {
+        const F local = f;
+        if (B == 1) {
+            for (int64_t c = 0; c < C; c++) local(a * C + c, c);
+            return;
+        }
         for (int64_t c = 0; c < C; c++) {
             const int64_t base = (a * C + c) * B;
-            for (int64_t b = 0; b < B; b++) f(base + b, c);
+            for (int64_t b = 0; b < B; b++) local(base + b, c);
         }
+    });
 }
 
 void batchnorm_forward(float* y, float* mean, float* inv_std, float* moving_mean, float* moving_var, const float* x,
