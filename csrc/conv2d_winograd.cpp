@@ -28,6 +28,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -87,10 +88,31 @@ struct Plan {
     View in, out;                                  // where the input and output pixels are in their arrays
 };
 
-// Tile number `tile` (image-major): its image n and the output row and column of its top-left output.
+// The tiles of a plan come in up to four regions: those whose 2x2 outputs all exist, and, when OH or OW is odd,
+// the last row of tiles (bottom outputs past the image), the last column (right outputs past it) and the corner.
+// An output past the image needs neither row 3 nor column 3 of M (Y = A^T M A reads rows 0-2 for the top outputs,
+// columns 0-2 for the left ones), so a region skips those positions' GEMMs: `skip` has bit xi set for each.
+// (In the kernel gradient, the same rows or columns of Z = A dY A^T are zeros there.)
+constexpr uint32_t kSkipRow3 = 0xF000, kSkipColumn3 = 0x8888;
+struct Region { int64_t th0, TH, tw0, TW; uint32_t skip; };
+
+std::vector<Region> regions_of(const Plan& p) {
+    const int64_t fh = p.OH / 2, fw = p.OW / 2;
+    const bool tall = p.OH % 2 == 1, wide = p.OW % 2 == 1;
+    std::vector<Region> all{{0, fh, 0, fw, 0}};
+    if (tall) all.push_back({fh, 1, 0, fw, kSkipRow3});
+    if (wide) all.push_back({0, fh, fw, 1, kSkipColumn3});
+    if (tall && wide) all.push_back({fh, 1, fw, 1, kSkipRow3 | kSkipColumn3});
+    std::vector<Region> regions;
+    for (const Region& r : all)
+        if (r.TH > 0 && r.TW > 0) regions.push_back(r);
+    return regions;
+}
+
+// Tile number `tile` of a region (image-major): its image n and the output row and column of its top-left output.
 struct Tile { int64_t n, oh, ow; };
-inline Tile tile_at(const Plan& p, int64_t tile) {
-    return {tile / (p.TH * p.TW), tile / p.TW % p.TH * 2, tile % p.TW * 2};
+inline Tile tile_at(const Region& r, int64_t tile) {
+    return {tile / (r.TH * r.TW), (r.th0 + tile / r.TW % r.TH) * 2, (r.tw0 + tile % r.TW) * 2};
 }
 
 // One tile's input transform over its C channels: out (16 planes `plane` apart) = B^T d B, where row r of the
@@ -182,12 +204,12 @@ ENGINE_WINOGRAD_DISPATCH(gradient_transform, gradient_transform_body,
 // v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row 2 th - top, column 2 tw - left.
 // Its rows are read in place (a row above or below the image reads a row of zeros); a patch that reaches past
 // the left or right edge is copied first into a (4, 4 C) buffer with zeros there.
-void transform_tiles(float* v, const float* x, const Plan& p, int64_t t0, int64_t T) {
+void transform_tiles(float* v, const float* x, const Plan& p, const Region& r, int64_t t0, int64_t T) {
     const int64_t C = p.C, plane = T * C;
     thread_local std::vector<float> patch, zero_row;
     patch.resize(16 * C);
     for (int64_t t = 0; t < T; t++) {
-        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        const auto [n, oh, ow] = tile_at(r, t0 + t);
         const int64_t h0 = oh - p.top, w0 = ow - p.left;
         const float* rows[4];
         if (w0 >= 0 && w0 + 4 <= p.IW) {              // columns inside: rows above or below the image read zeros
@@ -213,14 +235,15 @@ void transform_tiles(float* v, const float* x, const Plan& p, int64_t t0, int64_
 
 // The 2x2 outputs of tiles [t0, t0 + T) from m (16, T, F): Y = A^T M A, plus the bias. A tile whose block
 // crosses the image's last row or column goes through a (4, F) buffer, and only its outputs inside are kept.
-void untransform_tiles(float* y, const float* m, const float* bias, const Plan& p, int64_t t0, int64_t T) {
+void untransform_tiles(float* y, const float* m, const float* bias, const Plan& p, const Region& r, int64_t t0,
+                       int64_t T) {
     const int64_t F = p.F, plane = T * F;
     thread_local std::vector<float> block, zero_bias;
     block.resize(4 * F);
     zero_bias.assign(F, 0.0f);
     const float* b = bias ? bias : zero_bias.data();
     for (int64_t t = 0; t < T; t++) {
-        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        const auto [n, oh, ow] = tile_at(r, t0 + t);
         if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
             output_transform(y + p.out.pixel(n, oh, ow) * F, y + p.out.pixel(n, oh + 1, ow) * F, p.out.cs * F,
                              m + t * F, b, F, plane);
@@ -235,12 +258,12 @@ void untransform_tiles(float* y, const float* m, const float* bias, const Plan& 
 
 // z (16, T, F): A dY A^T for tiles [t0, t0 + T) of dy (N, OH, OW, F); outputs past the image's last row or
 // column (the forward dropped them) count as zero gradients.
-void transform_gradient_tiles(float* z, const float* dy, const Plan& p, int64_t t0, int64_t T) {
+void transform_gradient_tiles(float* z, const float* dy, const Plan& p, const Region& r, int64_t t0, int64_t T) {
     const int64_t F = p.F, plane = T * F;
     thread_local std::vector<float> block;
     block.resize(4 * F);
     for (int64_t t = 0; t < T; t++) {
-        const auto [n, oh, ow] = tile_at(p, t0 + t);
+        const auto [n, oh, ow] = tile_at(r, t0 + t);
         if (oh + 2 <= p.OH && ow + 2 <= p.OW) {
             gradient_transform(z + t * F, dy + p.out.pixel(n, oh, ow) * F, dy + p.out.pixel(n, oh + 1, ow) * F,
                                p.out.cs * F, F, plane);
@@ -261,14 +284,15 @@ int64_t tiles_per_block(const Plan& p) {
 }
 
 // The blocks of tiles of a list of plans (the phases of one convolution), in order: each is one unit of work.
-struct Block { const Plan* p; int64_t t0, count; };
+struct Block { const Plan* p; Region r; int64_t t0, count; };
 
 std::vector<Block> blocks_of(const std::vector<Plan>& plans) {
     std::vector<Block> blocks;
-    for (const Plan& p : plans) {
-        const int64_t tiles = p.N * p.TH * p.TW, T = tiles_per_block(p);
-        for (int64_t t0 = 0; t0 < tiles; t0 += T) blocks.push_back({&p, t0, std::min(T, tiles - t0)});
-    }
+    for (const Plan& p : plans)
+        for (const Region& r : regions_of(p)) {
+            const int64_t tiles = p.N * r.TH * r.TW, T = tiles_per_block(p);
+            for (int64_t t0 = 0; t0 < tiles; t0 += T) blocks.push_back({&p, r, t0, std::min(T, tiles - t0)});
+        }
     return blocks;
 }
 
@@ -302,11 +326,12 @@ void winograd(float* y, const float* x, const float* u, const float* bias, const
         const Block& k = blocks[b];
         v.resize(16 * k.count * C);
         m.resize(16 * k.count * F);
-        transform_tiles(v.data(), x, *k.p, k.t0, k.count);
+        transform_tiles(v.data(), x, *k.p, k.r, k.t0, k.count);
         for (int xi = 0; xi < 16; xi++)                         // nested in the block loop: one thread each
-            matmul_forward(m.data() + xi * k.count * F, v.data() + xi * k.count * C, u + xi * C * F, k.count, F, C,
-                           false, false, false);
-        untransform_tiles(y, m.data(), bias, *k.p, k.t0, k.count);
+            if (!(k.r.skip >> xi & 1))
+                matmul_forward(m.data() + xi * k.count * F, v.data() + xi * k.count * C, u + xi * C * F, k.count, F,
+                               C, false, false, false);
+        untransform_tiles(y, m.data(), bias, *k.p, k.r, k.t0, k.count);
     });
 }
 
@@ -349,16 +374,22 @@ void kernel_gradient(float* du, const float* dy, const float* x, const std::vect
     each_block(slices, count * tiles_per_block(plans[0]) * 16 * CF,
                [&](int64_t s, std::vector<float>& v, std::vector<float>& z) {
         float* part = partial + s * 16 * CF;
+        bool started[16] = {};                                   // positions this slice has written yet
         for (int64_t b = count * s / slices; b < count * (s + 1) / slices; b++) {
             const Block& k = blocks[b];
             v.resize(16 * k.count * C);
             z.resize(16 * k.count * F);
-            transform_tiles(v.data(), x, *k.p, k.t0, k.count);
-            transform_gradient_tiles(z.data(), dy, *k.p, k.t0, k.count);
-            for (int xi = 0; xi < 16; xi++)                     // dU[xi] (+)= V[xi]^T @ Z[xi]
+            transform_tiles(v.data(), x, *k.p, k.r, k.t0, k.count);
+            transform_gradient_tiles(z.data(), dy, *k.p, k.r, k.t0, k.count);
+            for (int xi = 0; xi < 16; xi++) {                   // dU[xi] (+)= V[xi]^T @ Z[xi]
+                if (k.r.skip >> xi & 1) continue;
                 matmul_forward(part + xi * CF, v.data() + xi * k.count * C, z.data() + xi * k.count * F, C, F,
-                               k.count, true, false, b != count * s / slices);
+                               k.count, true, false, started[xi]);
+                started[xi] = true;
+            }
         }
+        for (int xi = 0; xi < 16; xi++)
+            if (!started[xi]) std::fill(part + xi * CF, part + (xi + 1) * CF, 0.0f);
     });
     const float* parts = partial;
     parallel_chunks(16 * CF, slices, [&](int64_t lo, int64_t hi) {     // slice by slice: unit stride, vectorised
