@@ -115,21 +115,27 @@ inline Tile tile_at(const Region& r, int64_t tile) {
     return {tile / (r.TH * r.TW), (r.th0 + tile / r.TW % r.TH) * 2, (r.tw0 + tile % r.TW) * 2};
 }
 
-// One tile's input transform over its C channels: out (16 planes `plane` apart) = B^T d B, where row r of the
-// 4x4 patch d is rows[r] (4 pixels of C channels, ps floats apart). Row i of B^T d is d[a] + sign d[b]: one
-// loop per row keeps each loop to 8 loads and 4 stores, few enough streams for the compiler to vectorise it.
-ENGINE_INLINE void input_transform_body(float* __restrict out, const float* const* rows, int64_t ps, int64_t C,
-                                        int64_t plane) {
+// One tile's input transform over its C channels: out (16 planes `plane` apart) = B^T d B, where pixel (r, j) of
+// the 4x4 patch d is pix[r * 4 + j] (C channels; a pixel in the padding points at zeros). Row i of B^T d is
+// d[a] + sign d[b]: one loop per row keeps each loop to 8 loads and 4 stores, few enough streams for the
+// compiler to vectorise it.
+ENGINE_INLINE void input_transform_body(float* __restrict out, const float* const* pix, int64_t C, int64_t plane) {
     constexpr int a[4] = {0, 1, 2, 1}, b[4] = {2, 2, 1, 3};
     constexpr float sign[4] = {-1.0f, 1.0f, -1.0f, -1.0f};
     for (int i = 0; i < 4; i++) {
-        const float* __restrict da = rows[a[i]];
-        const float* __restrict db = rows[b[i]];
+        const float* __restrict a0 = pix[a[i] * 4 + 0];
+        const float* __restrict a1 = pix[a[i] * 4 + 1];
+        const float* __restrict a2 = pix[a[i] * 4 + 2];
+        const float* __restrict a3 = pix[a[i] * 4 + 3];
+        const float* __restrict b0 = pix[b[i] * 4 + 0];
+        const float* __restrict b1 = pix[b[i] * 4 + 1];
+        const float* __restrict b2 = pix[b[i] * 4 + 2];
+        const float* __restrict b3 = pix[b[i] * 4 + 3];
         float* __restrict o = out + i * 4 * plane;
         const float sg = sign[i];
         for (int64_t c = 0; c < C; c++) {
-            const float s0 = da[c] + sg * db[c], s1 = da[ps + c] + sg * db[ps + c];
-            const float s2 = da[2 * ps + c] + sg * db[2 * ps + c], s3 = da[3 * ps + c] + sg * db[3 * ps + c];
+            const float s0 = a0[c] + sg * b0[c], s1 = a1[c] + sg * b1[c];
+            const float s2 = a2[c] + sg * b2[c], s3 = a3[c] + sg * b3[c];
             o[c] = s0 - s2;                                     // and times B
             o[plane + c] = s1 + s2;
             o[2 * plane + c] = s2 - s1;
@@ -172,8 +178,7 @@ ENGINE_INLINE void output_transform_body(float* __restrict top, float* __restric
 
 // input_transform, output_transform: the bodies above, compiled for each SIMD path and picked at run time.
 ENGINE_WINOGRAD_DISPATCH(input_transform, input_transform_body,
-                         (float* out, const float* const* rows, int64_t ps, int64_t C, int64_t plane),
-                         (out, rows, ps, C, plane))
+                         (float* out, const float* const* pix, int64_t C, int64_t plane), (out, pix, C, plane))
 ENGINE_WINOGRAD_DISPATCH(output_transform, output_transform_body,
                          (float* top, float* bottom, int64_t ps, const float* in, const float* b, int64_t F,
                           int64_t plane),
@@ -201,35 +206,22 @@ ENGINE_WINOGRAD_DISPATCH(gradient_transform, gradient_transform_body,
                          (float* z, const float* top, const float* bottom, int64_t ps, int64_t F, int64_t plane),
                          (z, top, bottom, ps, F, plane))
 
-// v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row 2 th - top, column 2 tw - left.
-// Its rows are read in place (a row above or below the image reads a row of zeros); a patch that reaches past
-// the left or right edge is copied first into a (4, 4 C) buffer with zeros there.
+// v (16, T, C): B^T d B for tiles [t0, t0 + T). d is the 4x4 patch at input row oh - top, column ow - left, read
+// in place; its pixels in the padding read a pixel of zeros.
 void transform_tiles(float* v, const float* x, const Plan& p, const Region& r, int64_t t0, int64_t T) {
     const int64_t C = p.C, plane = T * C;
-    thread_local std::vector<float> patch, zero_row;
-    patch.resize(16 * C);
+    thread_local std::vector<float> zeros;
+    zeros.assign(C, 0.0f);
     for (int64_t t = 0; t < T; t++) {
         const auto [n, oh, ow] = tile_at(r, t0 + t);
         const int64_t h0 = oh - p.top, w0 = ow - p.left;
-        const float* rows[4];
-        if (w0 >= 0 && w0 + 4 <= p.IW) {              // columns inside: rows above or below the image read zeros
-            const int64_t ps = p.in.cs * C;
-            zero_row.assign(3 * ps + C, 0.0f);
-            for (int64_t i = 0; i < 4; i++)
-                rows[i] = h0 + i >= 0 && h0 + i < p.IH ? x + p.in.pixel(n, h0 + i, w0) * C : zero_row.data();
-            input_transform(v + t * C, rows, ps, C, plane);
-            continue;
-        }
-        for (int64_t i = 0; i < 4; i++) {
-            rows[i] = patch.data() + i * 4 * C;
+        const float* pix[16];
+        for (int64_t i = 0; i < 4; i++)
             for (int64_t j = 0; j < 4; j++) {
                 const int64_t h = h0 + i, w = w0 + j;
-                float* dst = patch.data() + (i * 4 + j) * C;
-                if (h >= 0 && h < p.IH && w >= 0 && w < p.IW) std::memcpy(dst, x + p.in.pixel(n, h, w) * C, C * 4);
-                else std::fill(dst, dst + C, 0.0f);
+                pix[i * 4 + j] = h >= 0 && h < p.IH && w >= 0 && w < p.IW ? x + p.in.pixel(n, h, w) * C : zeros.data();
             }
-        }
-        input_transform(v + t * C, rows, C, C, plane);
+        input_transform(v + t * C, pix, C, plane);
     }
 }
 
