@@ -21,7 +21,7 @@
 namespace engine {
 namespace {
 
-constexpr int64_t kRowBlock = 32;
+constexpr int64_t kRowBlock = 128;
 
 ENGINE_INLINE void forward_rows(float* __restrict y, float* __restrict mean, float* __restrict rstd,
                                 const float* __restrict x, const float* __restrict gamma, const float* __restrict beta,
