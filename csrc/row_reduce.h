@@ -5,7 +5,8 @@
 // addition is not associative; it will not reorder without -ffast-math, which we never use). Written as 16
 // lanes with GCC's vector extensions, each SIMD path uses its widest registers (one zmm, two ymm or four
 // xmm: the caller is compiled once per path and these functions are inlined into it).
-// Sums: each lane adds 16 values (a 256-value block) in float, then the block is added into 16 double lanes;
+// Sums: each lane adds 16 values (a 256-value block) in float, in two chains (even and odd vectors) added at
+// the end of the block, then the block is added into 16 double lanes;
 // the lanes are combined in a fixed order at the end. So the bits do not depend on the thread count, and the
 // rounding error stays that of float sums of 16 terms plus double sums.
 // No vector types cross a function boundary (that would change the ABI between SIMD paths).
@@ -42,7 +43,7 @@ ENGINE_INLINE double lanes_sum(const float* a, const float* b, float c, int64_t 
     double total[16] = {};
     int64_t e = 0;
     while (e + 16 <= n) {
-        Lanes16 block = {};
+        Lanes16 block[2] = {};                   // two chains of additions (even and odd vectors) run in parallel
         for (int k = 0; k < 16 && e + 16 <= n; k++, e += 16) {
             Lanes16 v;
             std::memcpy(&v, a + e, sizeof v);
@@ -57,9 +58,10 @@ ENGINE_INLINE double lanes_sum(const float* a, const float* b, float c, int64_t 
                 std::memcpy(&u, d + e, sizeof u);
                 v = v * (u - c);
             }
-            block += v;
+            block[k & 1] += v;
         }
-        for (int j = 0; j < 16; j++) total[j] += block[j];
+        const Lanes16 both = block[0] + block[1];
+        for (int j = 0; j < 16; j++) total[j] += both[j];
     }
     for (; e < n; e++) {
         const float v = Term == 0 ? a[e] : Term == 1 ? a[e] * b[e] : Term == 2 ? (a[e] - c) * (a[e] - c)
