@@ -1,6 +1,7 @@
 // csrc/conv2d_winograd.cpp (namespace engine): 3x3 convolution, stride 1, by Winograd's minimal
 // filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Matches
-// engine/ref/conv2d.py (conv2d_forward, and the input gradient of conv2d_backward) to float32 rounding.
+// engine/ref/conv2d.py (conv2d_forward, and both gradients of conv2d_backward) to float32 rounding. A dilated
+// kernel is one undilated convolution per phase (every DH-th row, DW-th column; see phases_of).
 //
 // The idea: a 2x2 block of outputs needs a 4x4 patch of input (a tile). In the transformed domain the
 // convolution of the tile with the kernel is an element-wise product of two 4x4 arrays:
