@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import ops
 from ..functional import shape_of
 from ..tensor import Tensor, is_grad_enabled
 from .base import Layer, get_mask
@@ -80,10 +80,8 @@ class MultiHeadAttention(Layer):
         for name, value in (("kernel_constraint", kernel_constraint), ("bias_constraint", bias_constraint)):
             if value is not None:
                 raise ValueError(f"{where}: engine has no weight constraints yet. Received: {name}={value!r}")
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_options(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                          kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer)
         self.seed = seed
         self.dropout_layer = Dropout(self.dropout, seed=seed, name=f"{self.name}_dropout")
         self.keep_scores = False             # engine.visualize sets it to read the weights of the last call
@@ -256,9 +254,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": None if self._output_shape is None else list(self._output_shape),
                 "attention_axes": None if self.attention_axes is None else list(self.attention_axes),
                 "flash_attention": self.flash_attention,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                **self._options_config("kernel_initializer", "bias_initializer", "kernel_regularizer",
+                                       "bias_regularizer"),
                 "kernel_constraint": None, "bias_constraint": None, "seed": self.seed}
 

@@ -20,8 +20,17 @@ import weakref
 
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import activations, initializers, ops, regularizers
 from ..tensor import Tensor
+
+_OPTION_KINDS = {"activation": activations, "initializer": initializers, "regularizer": regularizers}
+
+
+def _option_kind(name):
+    kind = next((k for k in _OPTION_KINDS if name.endswith(k)), None)
+    if kind is None:
+        raise ValueError(f"Layer option names end with one of {sorted(_OPTION_KINDS)}. Received: {name!r}")
+    return kind
 
 _name_counts = {}
 _masks = weakref.WeakKeyDictionary()            # Tensor -> its Keras mask (a bool array), as Keras' _keras_mask
@@ -92,7 +101,7 @@ class Layer:
         self.built = False
         self._weights = []                       # (Tensor, regularizer) in creation order
         self._losses = []                        # activity penalties from the latest call
-        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._set_options(activity_regularizer=activity_regularizer)
         if input_dim is not None:
             input_shape = (input_dim,)
         self._input_shape_arg = None if input_shape is None else _shape_arg(type(self).__name__, input_shape,
@@ -137,6 +146,18 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    # ---- Keras options that name a function: activations, initializers, regularizers
+    def _set_options(self, **options):
+        """Store each option as an attribute of the same name, resolved by what its name ends with:
+        '...activation' by activations.get, '..._initializer' by initializers.get, '..._regularizer' by
+        regularizers.get (so a string, a callable or a config dict is accepted as Keras accepts it)."""
+        for name, value in options.items():
+            setattr(self, name, _OPTION_KINDS[_option_kind(name)].get(value))
+
+    def _options_config(self, *names):
+        """The named options, serialized for get_config (the inverse of _set_options)."""
+        return {name: _OPTION_KINDS[_option_kind(name)].serialize(getattr(self, name)) for name in names}
 
     # ---- calling
     _list_input = False            # True for layers that take a list of tensors (Add, Concatenate, ...)

@@ -8,7 +8,7 @@ The helpers here (argument checks, output-shape arithmetic) serve the pooling an
 """
 import numpy as np
 
-from .. import activations, initializers, ops, regularizers
+from .. import ops
 from ..ref.conv2d import axis_geometry
 from .base import Layer
 
@@ -120,12 +120,10 @@ class _Conv(Layer):
         self.dilation_rate = int_tuple(where, "dilation_rate", dilation_rate, self.rank)
         self.padding = padding_arg(where, padding, self.paddings)
         self.data_format = data_format_arg(where, data_format)
-        self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_options(activation=activation, kernel_initializer=kernel_initializer,
+                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                          bias_regularizer=bias_regularizer)
 
     def _channels(self, input_shape):
         return split_shape(input_shape, self.data_format)[2]
@@ -178,11 +176,9 @@ class _Conv(Layer):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
                 "dilation_rate": list(self.dilation_rate), "groups": self.groups,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "use_bias": self.use_bias,
+                **self._options_config("activation", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                                       "bias_regularizer")}
 
 
 class Conv2D(_Conv):

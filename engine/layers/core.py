@@ -2,7 +2,7 @@
 Shapes: N batch, D input features, U units."""
 import numpy as np
 
-from .. import activations, initializers, ops, random, regularizers
+from .. import activations, ops, random
 from .base import Layer, _shape_arg
 
 
@@ -63,12 +63,10 @@ class Dense(Layer):
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"Dense: `units` must be a positive int. Received: units={units!r}")
         self.units = int(units)
-        self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_options(activation=activation, kernel_initializer=kernel_initializer,
+                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                          bias_regularizer=bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -94,12 +92,9 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                **self._options_config("activation", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                                       "bias_regularizer")}
 
 
 class Activation(Layer):
@@ -109,7 +104,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self._set_options(activation=activation)
 
     def call(self, inputs):
         return self.activation(inputs)
@@ -118,7 +113,7 @@ class Activation(Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+        return {**super().get_config(), **self._options_config("activation")}
 
 
 class ReLU(Layer):

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import ops
 from ..tensor import Tensor
 from .base import Layer
 
@@ -34,9 +34,8 @@ class Embedding(Layer):
             raise ValueError(f"Embedding: engine has no LoRA yet. Received: lora_rank={lora_rank!r}")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         # Keras' 'uniform' is RandomUniform(-0.05, 0.05)
-        self.embeddings_initializer = initializers.get(
-            "random_uniform" if embeddings_initializer == "uniform" else embeddings_initializer)
-        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self._set_options(embeddings_initializer="random_uniform" if embeddings_initializer == "uniform"
+                          else embeddings_initializer, embeddings_regularizer=embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
         self._initial_weights = weights
@@ -83,6 +82,5 @@ class Embedding(Layer):
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
-                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                **self._options_config("embeddings_initializer", "embeddings_regularizer"),
                 "embeddings_constraint": None, "mask_zero": self.mask_zero, "lora_rank": None}

@@ -2,7 +2,7 @@
 kernels (engine/ref/layernorm.py, csrc/layernorm.cpp). Shapes: N batch, D the normalised features."""
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import ops
 from .base import Layer
 
 
@@ -30,10 +30,8 @@ class LayerNormalization(Layer):
         self.axis = [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
         self.epsilon = float(epsilon)
         self.center, self.scale, self.rms_scaling = bool(center), bool(scale), bool(rms_scaling)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._set_options(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                          beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer)
 
     def _axes(self, ndim):
         axes = self.axis if isinstance(self.axis, list) else [self.axis]
@@ -69,7 +67,5 @@ class LayerNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale, "rms_scaling": self.rms_scaling,
-                "beta_initializer": initializers.serialize(self.beta_initializer),
-                "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+                **self._options_config("beta_initializer", "gamma_initializer", "beta_regularizer",
+                                       "gamma_regularizer")}

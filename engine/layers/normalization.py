@@ -6,7 +6,7 @@ kernels (engine/ref/batchnorm.py, csrc/batchnorm.cpp) through ops.batch_norm.
 """
 import numpy as np
 
-from .. import initializers, ops, regularizers
+from .. import ops
 from .base import Layer
 
 
@@ -32,12 +32,10 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization: expected epsilon > 0. Received: epsilon={epsilon!r}")
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.beta_regularizer = regularizers.get(beta_regularizer)
-        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._set_options(beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                          moving_mean_initializer=moving_mean_initializer,
+                          moving_variance_initializer=moving_variance_initializer,
+                          beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer)
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -71,9 +69,5 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
-                "beta_initializer": initializers.serialize(self.beta_initializer),
-                "gamma_initializer": initializers.serialize(self.gamma_initializer),
-                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
-                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
-                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
-                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+                **self._options_config("beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                                       "moving_variance_initializer", "beta_regularizer", "gamma_regularizer")}

@@ -8,10 +8,10 @@ state and output; plot_gates(trace) draws them (matplotlib, imported only then).
 """
 import numpy as np
 
-from .. import activations, initializers, ops, random, regularizers
+from .. import activations, ops, random, regularizers
 from ..ref.rnn import ACTIVATIONS
 from ..tensor import Tensor, no_grad
-from .base import Layer, get_mask
+from .base import Layer
 
 
 def _rate(cls_name, name, value):
@@ -64,18 +64,14 @@ class _RNN(Layer):
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"{cls}: expected use_cudnn in ('auto', True, False). Received: use_cudnn={use_cudnn!r}")
         self.units = int(units)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
+        self._set_options(activation=activation, recurrent_activation=recurrent_activation,
+                          kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                          recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                          rnn_activity_regularizer=activity_regularizer)           # applied to the output only
         self._act = _kernel_activation(self.activation)
         self._ract = _kernel_activation(self.recurrent_activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.rnn_activity_regularizer = regularizers.get(activity_regularizer)    # applied to the output only
         self.dropout = _rate(cls, "dropout", dropout)
         self.recurrent_dropout = _rate(cls, "recurrent_dropout", recurrent_dropout)
         self.seed = seed
@@ -184,7 +180,7 @@ class _RNN(Layer):
         """The same equations as the fused kernel, built from engine.ops one step at a time (a Python loop,
         so slower): for activations the kernels do not have (elu, gelu, a custom function, ...), and GRU's
         reset_after=False."""
-        G, U = self._gates, self.units
+        U = self.units
         bias = self.bias if self.bias is not None else np.zeros(self._bias_shape(), np.float32)
         input_bias = ops.take_index(bias, 0) if bias.ndim == 2 else bias                 # GRU: (2, 3U)
         xp = ops.bias_add(ops.matmul(x, self.kernel), input_bias)                        # (N, T, GU)
@@ -216,14 +212,10 @@ class _RNN(Layer):
         self.states = None if states is None else [Tensor._wrap(np.asarray(s, np.float32).copy()) for s in states]
 
     def get_config(self):
-        config = {**super().get_config(), "units": self.units,
-                  "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
-                  "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                  "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-                  "bias_initializer": initializers.serialize(self.bias_initializer),
-                  "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                  "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                  "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        config = {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                  **self._options_config("activation", "kernel_initializer", "recurrent_initializer",
+                                         "bias_initializer", "kernel_regularizer", "recurrent_regularizer",
+                                         "bias_regularizer"),
                   "activity_regularizer": regularizers.serialize(self.rnn_activity_regularizer),
                   "kernel_constraint": None, "recurrent_constraint": None, "bias_constraint": None,
                   "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
@@ -323,8 +315,7 @@ class LSTM(_RNN):
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=activations.serialize(self.recurrent_activation),
-                      unit_forget_bias=self.unit_forget_bias)
+        config.update(self._options_config("recurrent_activation"), unit_forget_bias=self.unit_forget_bias)
         return config
 
 
@@ -373,8 +364,7 @@ class GRU(_RNN):
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=activations.serialize(self.recurrent_activation),
-                      reset_after=self.reset_after)
+        config.update(self._options_config("recurrent_activation"), reset_after=self.reset_after)
         return config
 
 

@@ -10,7 +10,7 @@ Transformer) or before the sublayer (normalize_first=True, "pre-norm"). Blocks k
 they stack N times."""
 import numpy as np
 
-from .. import activations, initializers, ops
+from .. import ops
 from ..functional import shape_of
 from ..tensor import Tensor
 from .attention import MultiHeadAttention
@@ -68,7 +68,7 @@ class PositionEmbedding(Layer):
             raise ValueError(f"PositionEmbedding: `sequence_length` must be a positive int. "
                              f"Received: sequence_length={sequence_length!r}")
         self.sequence_length = int(sequence_length)
-        self.initializer = initializers.get(initializer)
+        self._set_options(initializer=initializer)
 
     def build(self, input_shape):
         _steps_and_features(f"PositionEmbedding '{self.name}'", input_shape)
@@ -90,7 +90,7 @@ class PositionEmbedding(Layer):
 
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length,
-                "initializer": initializers.serialize(self.initializer)}
+                **self._options_config("initializer")}
 
 
 def _padding_and_attention(where, padding_mask, attention_mask):
@@ -123,10 +123,9 @@ class _TransformerBlock(Layer):
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"{where}: expected dropout in [0, 1). Received: dropout={dropout!r}")
         self.intermediate_dim, self.num_heads, self.dropout = int(intermediate_dim), int(num_heads), float(dropout)
-        self.activation = activations.get(activation)
+        self._set_options(activation=activation, kernel_initializer=kernel_initializer,
+                          bias_initializer=bias_initializer)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
         self.normalize_first = bool(normalize_first)
 
     def _hidden(self, input_shape):
@@ -139,9 +138,8 @@ class _TransformerBlock(Layer):
 
     def _attention_block(self, prefix, query_shape, value_shape, hidden):
         """The attention sublayer `prefix` with its layer norm and dropout, built: (attention, norm, dropout)."""
-        attention = MultiHeadAttention(self.num_heads, hidden // self.num_heads, dropout=self.dropout,
-                                       kernel_initializer=initializers.serialize(self.kernel_initializer),
-                                       bias_initializer=initializers.serialize(self.bias_initializer), name=prefix)
+        attention = MultiHeadAttention(self.num_heads, hidden // self.num_heads, dropout=self.dropout, name=prefix,
+                                       **self._options_config("kernel_initializer", "bias_initializer"))
         attention.build(query_shape, value_shape)
         return attention, self._norm(f"{prefix}_layer_norm", query_shape), Dropout(self.dropout, name=f"{prefix}_dropout")
 
@@ -151,8 +149,7 @@ class _TransformerBlock(Layer):
         return norm
 
     def _feedforward(self, hidden):
-        init = dict(kernel_initializer=initializers.serialize(self.kernel_initializer),
-                    bias_initializer=initializers.serialize(self.bias_initializer))
+        init = self._options_config("kernel_initializer", "bias_initializer")
         return (Dense(self.intermediate_dim, activation=self.activation, name="feedforward_intermediate_dense", **init),
                 Dense(hidden, name="feedforward_output_dense", **init))
 
@@ -172,10 +169,8 @@ class _TransformerBlock(Layer):
 
     def get_config(self):
         return {**super().get_config(), "intermediate_dim": self.intermediate_dim, "num_heads": self.num_heads,
-                "dropout": self.dropout, "activation": activations.serialize(self.activation),
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "dropout": self.dropout, "layer_norm_epsilon": self.layer_norm_epsilon,
+                **self._options_config("activation", "kernel_initializer", "bias_initializer"),
                 "normalize_first": self.normalize_first}
 
 
