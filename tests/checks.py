@@ -1,7 +1,21 @@
 """Assertion helpers shared by the tests."""
 import numpy as np
 
+from engine import backend as backends
+
 EPS32 = np.finfo(np.float32).eps
+
+
+def simd_paths():
+    """Every SIMD path this CPU can run, widest first (['avx512', 'avx2', 'portable'] on an AVX-512 machine);
+    ['portable'] where the cpu kernels are not built (the tests that need them fail on their own)."""
+    order = ["avx512", "avx2", "portable"]
+    if not backends.available("cpu"):
+        return ["portable"]
+    return order[order.index(backends.get("cpu").simd_detected()):]
+
+
+SIMD_PATHS = simd_paths()
 
 
 def random_f32(*shape, seed=0, scale=1.0):

@@ -101,7 +101,7 @@ DY_BIG = random_f32(1000, 1001, seed=6)
 
 
 @pytest.mark.parametrize("name, params", ACTIVATIONS, ids=IDS)
-def test_activation_is_bitwise_deterministic_across_threads(threads, name, params):
+def test_activation_is_bitwise_deterministic_across_threads(threads, simd_path, name, params):
     forward, backward = _fns(cpu, name)
     threads(1)
     y1 = forward(X_BIG, *params)

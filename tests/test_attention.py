@@ -94,7 +94,7 @@ def test_backward_is_the_gradient(kind, shape, axis):
 
 @pytest.mark.parametrize("shape, axis", [((1000, 1001), -1), ((250, 401, 10), 1), ((1001, 1000), 0)], ids=_id)
 @pytest.mark.parametrize("kind", KINDS)
-def test_bitwise_deterministic_across_threads(threads, kind, shape, axis):
+def test_bitwise_deterministic_across_threads(threads, simd_path, kind, shape, axis):
     x, dy = random_f32(*shape, seed=1, scale=3.0), random_f32(*shape, seed=2)
     forward, backward = _fns(cpu, kind)
     threads(1)

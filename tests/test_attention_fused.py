@@ -210,7 +210,7 @@ def test_bias_gradient_is_zero_where_masked_and_none_unless_asked():
 # ------------------------------------------------------------------------------------------ threads, SIMD, layouts
 
 @pytest.mark.parametrize("shape", [(1, 130, 200, 2, 1, 16, 16), (4, 100, 100, 2, 2, 8, 8)], ids=_id)
-def test_same_bits_on_1_and_2_threads(threads, shape):
+def test_same_bits_on_1_and_2_threads(threads, simd_path, shape):
     """B * K = 1 runs the backward as two passes on 2 threads and as one task per head on 1 thread: both add the
     same terms in the same order, so even the two designs give the same bits."""
     q, k, v, do = _inputs(shape)
@@ -222,18 +222,6 @@ def test_same_bits_on_1_and_2_threads(threads, shape):
         runs.append((o, lse, w) + tuple(cpu.attention_backward(do, q, k, v, o, lse, mask, bias, None, True, True)))
     for a, b in zip(*runs):
         assert bits_equal(a, b)
-
-
-@pytest.fixture(params=["avx512", "avx2", "portable"])
-def simd_path(request):
-    detected = cpu.simd_detected()
-    order = ["portable", "avx2", "avx512"]
-    if order.index(request.param) > order.index(detected):
-        pytest.skip(f"this CPU has no {request.param}")
-    before = cpu.simd_path()
-    engine.set_simd(request.param)
-    yield request.param
-    engine.set_simd(before)
 
 
 def test_every_simd_path_matches_ref(simd_path):
@@ -317,7 +305,7 @@ def test_softmax_rungs_match_ref(rung, shape):
     np.testing.assert_allclose(getattr(cpu.ladder, rung)(x), ref.softmax_forward(x), rtol=1e-5, atol=1e-7)
 
 
-def test_softmax_rungs_are_in_the_ladder_and_deterministic(threads):
+def test_softmax_rungs_are_in_the_ladder_and_deterministic(threads, simd_path):
     from engine import ladder
     assert [r.name for r in ladder.rungs("softmax")] == ["ref", "v1", "v2"]
     x = random_f32(300, 513, seed=4, scale=3.0)

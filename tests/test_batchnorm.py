@@ -73,7 +73,7 @@ def test_ref_backward_is_the_gradient(shape, axis, training):
     check_grad(forward, backward, [x, gamma, beta], tol=1e-5)
 
 
-def test_results_do_not_depend_on_the_thread_count(threads):
+def test_results_do_not_depend_on_the_thread_count(threads, simd_path):
     outs = []
     for n in (1, 2, 3):
         threads(n)

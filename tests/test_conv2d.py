@@ -197,7 +197,7 @@ THREAD_CASES = [((9, 15, 13, 6), (3, 3, 6, 10), 2, 1), ((9, 15, 13, 16), (3, 3, 
 
 
 @pytest.mark.parametrize("x_shape, w_shape, strides, dilation", THREAD_CASES, ids=["im2col", "winograd", "dilated"])
-def test_results_do_not_depend_on_the_thread_count(threads, x_shape, w_shape, strides, dilation):
+def test_results_do_not_depend_on_the_thread_count(threads, simd_path, x_shape, w_shape, strides, dilation):
     x, w, b = random_f32(*x_shape, seed=1), random_f32(*w_shape, seed=2), random_f32(w_shape[-1], seed=3)
     args = (strides, "same", dilation)
     y = cpu.conv2d_forward(x, w, b, *args)

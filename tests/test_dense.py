@@ -13,16 +13,6 @@ NEEDS_INPUT = {"gelu", "gelu_approximate", "silu", "softplus"}
 # (x shape, units): one row, odd sizes that cut tiles at every edge, a stack of rows, a zero-size batch,
 # and a layer wider than one column panel and deeper than one K slice
 SHAPES = [((1, 1), 1), ((3, 5), 7), ((33, 17), 10), ((2, 5, 9), 13), ((0, 4), 6), ((40, 300), 70)]
-SIMD_PATHS = [p for p in ("portable", "avx2", "avx512")
-              if ["portable", "avx2", "avx512"].index(p) <= ["portable", "avx2", "avx512"].index(
-                  engine._cpu.simd_detected())]
-
-
-@pytest.fixture(params=SIMD_PATHS)
-def simd(request):
-    engine.set_simd(request.param)
-    yield request.param
-    engine.set_simd(engine._cpu.simd_detected())
 
 
 def _inputs(shape, units, seed=0, bias=True):
@@ -34,7 +24,7 @@ def _inputs(shape, units, seed=0, bias=True):
 @pytest.mark.parametrize("shape, units", SHAPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_dense_kernels_match_the_reference(backend, simd, shape, units, activation, use_bias):
+def test_dense_kernels_match_the_reference(backend, shape, units, activation, use_bias):
     x, w, b = _inputs(shape, units, bias=use_bias)
     y, z = backend.dense_forward(x, w, b, activation)
     y_ref, z_ref = ref.dense_forward(x, w, b, activation)
@@ -77,7 +67,7 @@ def test_negative_slope_and_non_positive_alpha_keep_the_input():
         assert z is not y, activation               # y no longer tells where z > 0
 
 
-def test_dense_is_bitwise_deterministic_across_threads(threads):
+def test_dense_is_bitwise_deterministic_across_threads(threads, simd_path):
     x, w, b = _inputs((300, 256), 300)
     dy = random_f32(300, 300, seed=7)
 

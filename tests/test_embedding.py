@@ -69,7 +69,7 @@ def test_embedding_reference_backward_is_the_gradient():
     check_grad(lambda t: ref.embedding_forward(ids, t), lambda r, t: [ref.embedding_backward(r, ids, 4)], [table])
 
 
-def test_embedding_backward_bits_do_not_depend_on_threads(threads):
+def test_embedding_backward_bits_do_not_depend_on_threads(threads, simd_path):
     ids, dy = _ids((128, 64), 50, seed=6), random_f32(128, 64, 96, seed=7)    # many repeats of each id
     threads(1)
     one = cpu.embedding_backward(dy, ids, 50)

@@ -81,7 +81,7 @@ def test_reference_backward_is_the_gradient(rms):
     check_grad(forward, backward, [x, gamma, beta])
 
 
-def test_same_bits_on_1_and_2_threads(threads):
+def test_same_bits_on_1_and_2_threads(threads, simd_path):
     x = random_f32(1000, 257, seed=6)
     gamma, beta = _params(257)
     dy = random_f32(1000, 257, seed=8)

@@ -13,8 +13,6 @@ cpu = backends.get("cpu")
 _id = lambda v: str(v).replace(" ", "")   # noqa: E731  test ids like (3,4) and (0,2)
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 RUNGS = ["matmul_forward_v1", "matmul_forward_v2", "matmul_forward_v3", "matmul_forward_v4"]
-_ALL_PATHS = ["portable", "avx2", "avx512"]
-SIMD_PATHS = _ALL_PATHS[:_ALL_PATHS.index(cpu.simd_detected()) + 1]   # every path this CPU can run
 
 # (M, N, K): one element, odd sizes off every SIMD width and micro-tile (4x8, 6x16, 12x32), several
 # K slices (KC = 256), several M blocks (MC = 144), several N blocks (NC = 4096), zero rows.
@@ -51,14 +49,6 @@ def assert_matmul_grads_close(da, db, dc, a, b, trans_a, trans_b):
         if operand.ndim == 2 and dc.ndim > 2:                                   # shared: summed over the stack
             left, right = _folded(left, right)
         assert_matmul_close(grad, left, right)
-
-
-@pytest.fixture
-def simd():
-    """Yields a setter for the SIMD path and restores the original path afterwards."""
-    original = cpu.simd_path()
-    yield cpu.set_simd
-    cpu.set_simd(original)
 
 
 # ------------------------------------------------------------------------------------------ oracle
@@ -149,10 +139,8 @@ def test_ladder_rung_reads_views(rung):
     assert_matmul_close(getattr(cpu.ladder, rung)(a, b), a, b)
 
 
-@pytest.mark.parametrize("path", SIMD_PATHS)
-def test_every_simd_path_matches_ref(simd, path):
-    simd(path)
-    assert cpu.simd_path() == path
+def test_every_simd_path_matches_ref(simd_path):
+    assert cpu.simd_path() == simd_path
     for M, N, K in SHAPES + [(5, 4, 0)]:
         for trans_a, trans_b in TRANS:
             a, b = _operand((), M, K, trans_a, 1), _operand((), K, N, trans_b, 2)
@@ -237,7 +225,7 @@ def _same_bits_on_1_and_2_threads(threads, fn):
 
 
 @pytest.mark.parametrize("trans_a, trans_b", TRANS)
-def test_matmul_is_bitwise_deterministic_across_threads(threads, trans_a, trans_b):
+def test_matmul_is_bitwise_deterministic_across_threads(threads, simd_path, trans_a, trans_b):
     a, b = _operand((), 300, 300, trans_a, 1), _operand((), 300, 300, trans_b, 2)
     dc = random_f32(300, 300, seed=3)
     _same_bits_on_1_and_2_threads(threads, lambda: cpu.matmul_forward(a, b, trans_a, trans_b))
@@ -246,7 +234,8 @@ def test_matmul_is_bitwise_deterministic_across_threads(threads, trans_a, trans_
 
 @pytest.mark.parametrize("batch_a, batch_b, M, N, K", [((6,), (6,), 100, 100, 100), ((2,), (2,), 200, 200, 200),
                                                         ((4,), (), 200, 200, 160), ((), (4,), 200, 200, 160)])
-def test_batched_matmul_is_bitwise_deterministic_across_threads(threads, batch_a, batch_b, M, N, K):
+def test_batched_matmul_is_bitwise_deterministic_across_threads(threads, simd_path, batch_a, batch_b, M, N,
+                                                               K):
     a, b = _operand(batch_a, M, K, False, 1), _operand(batch_b, K, N, False, 2)
     dc = random_f32(*np.broadcast_shapes(batch_a, batch_b), M, N, seed=3)
     _same_bits_on_1_and_2_threads(threads, lambda: cpu.matmul_forward(a, b))
@@ -254,12 +243,12 @@ def test_batched_matmul_is_bitwise_deterministic_across_threads(threads, batch_a
 
 
 @pytest.mark.parametrize("rung", RUNGS[1:])
-def test_ladder_rung_is_bitwise_deterministic_across_threads(threads, rung):
+def test_ladder_rung_is_bitwise_deterministic_across_threads(threads, simd_path, rung):
     a, b = random_f32(300, 300, seed=1), random_f32(300, 300, seed=2)
     _same_bits_on_1_and_2_threads(threads, lambda: getattr(cpu.ladder, rung)(a, b))
 
 
-def test_bias_add_is_bitwise_deterministic_across_threads(threads):
+def test_bias_add_is_bitwise_deterministic_across_threads(threads, simd_path):
     x, bias, dy = random_f32(4096, 300, seed=1), random_f32(300, seed=2), random_f32(4096, 300, seed=3)
     _same_bits_on_1_and_2_threads(threads, lambda: cpu.bias_add_forward(x, bias))
     _same_bits_on_1_and_2_threads(threads, lambda: cpu.bias_add_backward(dy))
@@ -282,10 +271,8 @@ def test_nan_in_a_gives_nan_in_its_row_even_against_zeros(backend, M, N, K):
     _assert_nan_row_only(backend.matmul_forward(np.ascontiguousarray(a.T), b, trans_a=True), M // 2)
 
 
-@pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("rung", RUNGS)
-def test_nan_propagates_through_every_rung_and_path(simd, path, rung):
-    simd(path)
+def test_nan_propagates_through_every_rung_and_path(simd_path, rung):
     a = random_f32(13, 300, seed=1)
     a[7, 0] = np.nan
     _assert_nan_row_only(getattr(cpu.ladder, rung)(a, np.zeros((300, 37), np.float32)), 7)
@@ -399,18 +386,13 @@ def test_ref_and_cpu_give_the_same_error(call, error):
 
 
 @pytest.mark.parametrize("M, K, N", [(3001, 288, 64), (2000, 9, 32), (1500, 100, 50)])
-def test_narrow_products_read_in_place_on_a_team(threads, M, K, N):
+def test_narrow_products_read_in_place_on_a_team(threads, simd_path, M, K, N):
     # A narrow output (N <= 64) makes the GEMM read A and B in place, with the tiles handed out by rows:
     # large enough here to run on the whole team, on every SIMD path.
     a, b = random_f32(M, K, seed=1), random_f32(K, N, seed=2)
-    for path in SIMD_PATHS:
-        cpu.set_simd(path)
-        try:
-            threads(1)
-            one = cpu.matmul_forward(a, b)
-            threads(2)
-            two = cpu.matmul_forward(a, b)
-        finally:
-            cpu.set_simd(cpu.simd_detected())
-        assert_matmul_close(two, a, b)
-        assert bits_equal(one, two), path
+    threads(1)
+    one = cpu.matmul_forward(a, b)
+    threads(2)
+    two = cpu.matmul_forward(a, b)
+    assert_matmul_close(two, a, b)
+    assert bits_equal(one, two), simd_path

@@ -475,7 +475,7 @@ def test_set_state_rejects_mismatches():
     lambda: optimizers.RMSprop(centered=True, momentum=0.5),
     lambda: optimizers.Adagrad(weight_decay=0.01),
 ], ids=["sgd", "adam", "rmsprop", "adagrad"])
-def test_one_and_two_threads_give_the_same_bits(threads, make):
+def test_one_and_two_threads_give_the_same_bits(threads, simd_path, make):
     results = []
     for count in (1, 2):
         threads(count)

@@ -93,7 +93,7 @@ def test_edge_shapes(backend):
             assert dx.shape == x.shape
 
 
-def test_results_do_not_depend_on_the_thread_count(threads):
+def test_results_do_not_depend_on_the_thread_count(threads, simd_path):
     x = random_f32(16, 28, 28, 32, seed=1)
     outs = []
     for n in (1, 2):

@@ -142,7 +142,7 @@ def test_backward_is_the_gradient(kind, axis):
     ("sum", (200, 50, 100), (0, 2)), ("sum", (1000, 1000), 1), ("max", (1000, 1000), 1),
     ("max", (200, 50, 100), (0, 2)),
 ])
-def test_bitwise_deterministic_across_threads(threads, kind, shape, axis):
+def test_bitwise_deterministic_across_threads(threads, simd_path, kind, shape, axis):
     x = _input(kind, shape) if kind == "max" else random_f32(*shape, seed=1, scale=10.0)
     forward = _fns(cpu, kind)[0]
     outputs = []

@@ -12,8 +12,6 @@ from engine import backend as backends
 from checks import bits_equal, check_grad
 
 cpu = backends.get("cpu")
-_ALL_PATHS = ["portable", "avx2", "avx512"]
-SIMD_PATHS = _ALL_PATHS[:_ALL_PATHS.index(cpu.simd_detected()) + 1]
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 # (N, T, D, U): all ones, odd sizes, one time step, batch 1 with units past two bands of 32, exactly two
 # bands, an empty batch, no time steps, no units, no input features; then shapes large enough for the team
@@ -123,26 +121,20 @@ def test_non_contiguous_inputs(backend, cell):
 
 
 @pytest.mark.parametrize("shape", [(5, 4, 3, 45), (33, 3, 7, 100)], ids=["one_thread_path", "team_path"])
-@pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("cell", GATES)
-def test_every_simd_path_matches_ref(cell, path, shape):
+def test_every_simd_path_matches_ref(cell, simd_path, shape):
     N, T, D, U = shape
     args = make_case(cell, N, T, D, U, masked=True, seed=3)
-    original = cpu.simd_path()
-    try:
-        cpu.set_simd(path)
-        outs = forward(cpu, cell, args)
-        grads = upstream(cell, N, T, U)
-        got = backward(cpu, cell, args, outs, grads)
-    finally:
-        cpu.set_simd(original)
+    outs = forward(cpu, cell, args)
+    grads = upstream(cell, N, T, U)
+    got = backward(cpu, cell, args, outs, grads)
     expected = forward(ref, cell, args)
-    assert_close(outs, expected, f"{cell}_forward on {path}")
-    assert_close(got, backward(ref, cell, args, expected, grads), f"{cell}_backward on {path}")
+    assert_close(outs, expected, f"{cell}_forward on {simd_path}")
+    assert_close(got, backward(ref, cell, args, expected, grads), f"{cell}_backward on {simd_path}")
 
 
 @pytest.mark.parametrize("cell", GATES)
-def test_bits_do_not_depend_on_thread_count(cell, threads):
+def test_bits_do_not_depend_on_thread_count(cell, threads, simd_path):
     args = make_case(cell, 32, 6, 16, 96, masked=True, seed=4)        # three bands: the team splits them
     results = []
     for n in (1, 2):
