@@ -25,6 +25,9 @@ ParallelCompile("NPY_NUM_BUILD_JOBS", default=0).install()   # compile the .cpp 
 def cpu_extension():
     kernel_sources = sorted(f for f in glob.glob("csrc/*.cpp") if not f.endswith("bind_cpu.cpp"))
     flags = ["-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    # No floating-point operation traps and sqrt never sets errno: GCC may then compute both arms of a select,
+    # which is what lets the AVX2 loops vectorise (csrc/common.h). Neither flag changes a result.
+    flags += ["-fno-trapping-math", "-fno-math-errno"]
     # Never -ffast-math / -Ofast: loading such a library flips the whole process to flush-to-zero.
     flags += ["-O0", "-g", "-UNDEBUG"] if os.environ.get("ENGINE_DEBUG") == "1" else ["-O3"]
     if os.environ.get("ENGINE_NATIVE") == "1":

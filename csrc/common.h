@@ -69,6 +69,19 @@ const char* simd_name(Simd path);
 // into a copy of on_<path> built for that ISA, so its loop vectorises with AVX-512, AVX2 or SSE2. Copy
 // pointers into __restrict locals and functors into locals inside the lambda: the compiler may then
 // keep them in registers instead of reloading them after every store.
+//
+// What a dispatched loop needs to vectorise on every path, not only on AVX-512 (tests/test_simd.py checks
+// the machine code: every AVX2 body must use ymm registers, every AVX-512 body zmm):
+//  * No branch the compiler cannot turn into a select. A `c ? a : b` whose arms hold floating-point work
+//    is such a branch unless the work may run on both arms: setup.py builds with -fno-trapping-math (no
+//    operation traps, so both arms can be computed) and -fno-math-errno (sqrt sets no errno, so it needs
+//    no call on the negative side). Without them only AVX-512's masked instructions could if-convert these
+//    loops: the AVX-512 bodies vectorised and 25 of the AVX2 bodies stayed scalar. Both flags change no
+//    result (NaN, infinities and subnormals behave as before); -ffast-math, which does, stays out.
+//  * No store under a condition: write one loop per case instead (a masked store exists on AVX-512 only).
+//  * Arrays the compiler can prove apart: __restrict pointers; a loop writing several planes of one array
+//    (out[p * n + e] for p = 0..15) needs `#pragma GCC ivdep`, since GCC gives up past 10 run-time overlap
+//    checks and leaves the loop scalar.
 template <class Body>
 ENGINE_AVX512 ENGINE_FLATTEN void on_avx512(const Body& body) { body(); }
 template <class Body>

@@ -6,8 +6,9 @@
 // for every optimizer when weight_decay is set), then its own rule. Hyperparameters arrive as double and
 // the per-step constants (1 - beta, the bias correction) are formed in double and rounded once, as Keras
 // does in Python: 1 - 0.999f in float is 0.00099998713, a 1.3e-5 error in Adam's second moment.
-// The element loops run in one contiguous chunk per thread, with __restrict so they vectorise;
-// element-wise, so the thread count cannot change the bits.
+// The element loops run in one contiguous chunk per thread, compiled for the active SIMD path
+// (simd_dispatch), with __restrict and no branch inside, so they vectorise (an optional slot picks one of
+// several loops instead); element-wise, so the thread count cannot change the bits.
 #include <cmath>
 
 #include "common.h"
@@ -37,8 +38,10 @@ void sgd_update(float* param, const float* grad, float* velocity, int64_t n, dou
                 bool nesterov, double weight_decay) {
     const float decay = static_cast<float>(lr * weight_decay);
     parallel_chunks(n, 4, [&](int64_t lo, int64_t hi) {
-        sgd_chunk(param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo, static_cast<float>(lr),
-                  static_cast<float>(momentum), nesterov, decay);
+        simd_dispatch([&] {
+            sgd_chunk(param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo, static_cast<float>(lr),
+                      static_cast<float>(momentum), nesterov, decay);
+        });
     });
 }
 
@@ -46,18 +49,26 @@ void sgd_update(float* param, const float* grad, float* velocity, int64_t n, dou
 // p -= alpha m / (sqrt(v or v_hat) + epsilon),  alpha = lr sqrt(1 - beta_2^step) / (1 - beta_1^step)
 struct AdamConstants { float alpha, c1, c2, eps, decay; };
 
-static void adam_chunk(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
-                       float* __restrict v_hat, int64_t n, AdamConstants k) {
+template <bool Amsgrad>
+ENGINE_INLINE void adam_loop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+                             float* __restrict v_hat, int64_t n, AdamConstants k) {
+    #pragma GCC ivdep                            // value i reads and writes index i only: nothing carried
     for (int64_t i = 0; i < n; i++) {
         m[i] += (g[i] - m[i]) * k.c1;
         v[i] += (g[i] * g[i] - v[i]) * k.c2;
         float denom = v[i];
-        if (v_hat != nullptr) {                  // the same branch for every i: the compiler hoists it
-            v_hat[i] = std::fmax(v_hat[i], v[i]);
+        if (Amsgrad) {
+            const float larger = v_hat[i] >= v[i] ? v_hat[i] : v[i];      // NaN in either gives NaN, as
+            v_hat[i] = v_hat[i] != v_hat[i] ? v_hat[i] : larger;            // np.maximum (fmax: no vector form)
             denom = v_hat[i];
         }
         p[i] = (p[i] - k.decay * p[i]) - k.alpha * m[i] / (std::sqrt(denom) + k.eps);
     }
+}
+
+static void adam_chunk(float* p, const float* g, float* m, float* v, float* v_hat, int64_t n, AdamConstants k) {
+    if (v_hat != nullptr) adam_loop<true>(p, g, m, v, v_hat, n, k);
+    else adam_loop<false>(p, g, m, v, v_hat, n, k);
 }
 
 void adam_update(float* param, const float* grad, float* m, float* v, float* v_hat, int64_t n, double lr,
@@ -67,7 +78,7 @@ void adam_update(float* param, const float* grad, float* m, float* v, float* v_h
         static_cast<float>(1.0 - beta_1), static_cast<float>(1.0 - beta_2), static_cast<float>(epsilon),
         static_cast<float>(lr * weight_decay)};
     parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        adam_chunk(param + lo, grad + lo, m + lo, v + lo, v_hat ? v_hat + lo : nullptr, hi - lo, k);
+        simd_dispatch([&] { adam_chunk(param + lo, grad + lo, m + lo, v + lo, v_hat ? v_hat + lo : nullptr, hi - lo, k); });
     });
 }
 
@@ -75,18 +86,20 @@ void adam_update(float* param, const float* grad, float* m, float* v, float* v_h
 // step = lr g / sqrt(denominator);  momentum: b = momentum b + step, p -= b;  else p -= step
 struct RmspropConstants { float lr, rho, c, momentum, eps, decay; };
 
-static void rmsprop_chunk(float* __restrict p, const float* __restrict g, float* __restrict vel,
-                          float* __restrict avg, float* __restrict mom, int64_t n, RmspropConstants k) {
+template <bool Centered, bool Momentum>
+ENGINE_INLINE void rmsprop_loop(float* __restrict p, const float* __restrict g, float* __restrict vel,
+                                float* __restrict avg, float* __restrict mom, int64_t n, RmspropConstants k) {
+    #pragma GCC ivdep                            // value i reads and writes index i only: nothing carried
     for (int64_t i = 0; i < n; i++) {
         vel[i] = k.rho * vel[i] + k.c * g[i] * g[i];
         float denominator = vel[i] + k.eps;
-        if (avg != nullptr) {
+        if (Centered) {
             avg[i] = k.rho * avg[i] + k.c * g[i];
             denominator = vel[i] - avg[i] * avg[i] + k.eps;
         }
         const float increment = k.lr * g[i] / std::sqrt(denominator);
         const float decayed = p[i] - k.decay * p[i];
-        if (mom != nullptr) {
+        if (Momentum) {
             mom[i] = k.momentum * mom[i] + increment;
             p[i] = decayed - mom[i];
         } else {
@@ -95,14 +108,23 @@ static void rmsprop_chunk(float* __restrict p, const float* __restrict g, float*
     }
 }
 
+static void rmsprop_chunk(float* p, const float* g, float* vel, float* avg, float* mom, int64_t n, RmspropConstants k) {
+    if (avg != nullptr && mom != nullptr) rmsprop_loop<true, true>(p, g, vel, avg, mom, n, k);
+    else if (avg != nullptr) rmsprop_loop<true, false>(p, g, vel, avg, mom, n, k);
+    else if (mom != nullptr) rmsprop_loop<false, true>(p, g, vel, avg, mom, n, k);
+    else rmsprop_loop<false, false>(p, g, vel, avg, mom, n, k);
+}
+
 void rmsprop_update(float* param, const float* grad, float* velocity, float* average_grad, float* momentum_buf,
                     int64_t n, double lr, double rho, double momentum, double epsilon, double weight_decay) {
     const RmspropConstants k{static_cast<float>(lr), static_cast<float>(rho), static_cast<float>(1.0 - rho),
                              static_cast<float>(momentum), static_cast<float>(epsilon),
                              static_cast<float>(lr * weight_decay)};
     parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        rmsprop_chunk(param + lo, grad + lo, velocity + lo, average_grad ? average_grad + lo : nullptr,
-                      momentum_buf ? momentum_buf + lo : nullptr, hi - lo, k);
+        simd_dispatch([&] {
+            rmsprop_chunk(param + lo, grad + lo, velocity + lo, average_grad ? average_grad + lo : nullptr,
+                          momentum_buf ? momentum_buf + lo : nullptr, hi - lo, k);
+        });
     });
 }
 
@@ -118,8 +140,10 @@ static void adagrad_chunk(float* __restrict p, const float* __restrict g, float*
 void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, double lr, double epsilon,
                     double weight_decay) {
     parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        adagrad_chunk(param + lo, grad + lo, accumulator + lo, hi - lo, static_cast<float>(lr),
-                      static_cast<float>(epsilon), static_cast<float>(lr * weight_decay));
+        simd_dispatch([&] {
+            adagrad_chunk(param + lo, grad + lo, accumulator + lo, hi - lo, static_cast<float>(lr),
+                          static_cast<float>(epsilon), static_cast<float>(lr * weight_decay));
+        });
     });
 }
 

@@ -170,20 +170,3 @@ def test_freed_large_arrays_are_reused_without_page_faults():
     assert out.startswith(f"{engine.runtime.DEFAULT_FREED_MEMORY_KEPT_MIB}\n")
     with pytest.raises(ValueError, match="keep_freed_memory: expected trim_threshold_bytes >= 0. Received: -1"):
         engine._cpu.keep_freed_memory(-1)
-
-
-def test_only_dispatched_functions_use_wide_registers():
-    # The build targets baseline x86-64; AVX2/AVX-512 code may appear only in the functions that the
-    # run-time dispatch selects (named *_avx2 / *_avx512), or the module would crash on older CPUs.
-    import shutil
-    if shutil.which("objdump") is None:
-        pytest.skip("objdump (binutils) is not installed")
-    listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", engine._cpu.__file__],
-                             capture_output=True, text=True, check=True).stdout
-    offenders, function = set(), None
-    for line in listing.splitlines():
-        if line.endswith(">:"):
-            function = line.split("<", 1)[1][:-2]
-        elif ("%ymm" in line or "%zmm" in line) and "_avx2" not in function and "_avx512" not in function:
-            offenders.add(function)
-    assert not offenders, f"wide SIMD outside the dispatched functions: {sorted(offenders)[:5]}"

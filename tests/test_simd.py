@@ -1,0 +1,89 @@
+"""The SIMD paths, checked in the built module itself: the machine code of engine._cpu, disassembled.
+
+The build targets baseline x86-64 and compiles each hot loop once per path (common.h: on_avx512 / on_avx2 /
+on_portable, and functions named *_avx512 / *_avx2); the CPU picks one at run time. Two things must hold:
+  * nothing outside those functions uses the wide registers, or the module would crash on an older CPU;
+  * every function compiled for a path uses that path's registers (ymm for AVX2, zmm for AVX-512): a body
+    the compiler left scalar runs at a quarter or a sixteenth of the speed, and nothing else would notice.
+"""
+import functools
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import engine
+
+needs_objdump = pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("objdump") is None,
+                                reason="the disassembly needs Linux and objdump (binutils)")
+
+# Bodies compiled for a path that are scalar by nature, as substrings of their demangled names, each with its
+# reason. Empty: since the build flags and loop forms in common.h, every dispatched body vectorises.
+SCALAR_BY_NATURE = {}
+
+REGISTER = {"avx2": "%ymm", "avx512": "%zmm"}
+
+
+@functools.lru_cache(maxsize=1)
+def functions():
+    """{demangled name: its instructions} for every function in engine._cpu."""
+    listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", engine._cpu.__file__],
+                             capture_output=True, text=True, check=True).stdout
+    out, name = {}, None
+    for line in listing.splitlines():
+        if line.endswith(">:"):
+            name = line.split("<", 1)[1][:-2]
+            out[name] = []
+        elif name is not None and "\t" in line:
+            out[name].append(line)
+    return out
+
+
+def path_of(name):
+    """'avx512', 'avx2' or None: the path a function is compiled for, from its own name (the last component
+    before its template arguments and parameters: engine::on_avx2<...>(...), engine::micro_avx512<...>)."""
+    own = name.replace("(anonymous namespace)::", "")
+    own = re.split(r"[<(]", own.split(" ", 1)[-1] if own.split(" ", 1)[0] in ("void", "float", "double") else own)[0]
+    last = own.split("::")[-1]
+    for path in ("avx512", "avx2"):
+        if re.search(rf"(^|_){path}(_|$)", last):
+            return path
+    return None
+
+
+@needs_objdump
+def test_the_parser_finds_the_dispatched_bodies():
+    # The check below is only as good as this count: every family dispatches somewhere.
+    bodies = [name for name in functions() if path_of(name)]
+    for family in ("map_forward", "map_backward", "bias_activation_tile", "micro_avx2", "micro_avx512",
+                   "lstm_step", "gru_back", "simple_step", "rows_avx2", "backward_rows_avx512", "maxpool2d_backward",
+                   "batchnorm_forward", "transform_kernel", "input_transform", "forward_avx2", "backward_avx512"):
+        assert any(family in name for name in bodies), f"no dispatched body of {family} found"
+    assert path_of("void engine::on_avx2<engine::map_forward<engine::Relu>(float*)::{lambda()#1}>(x const&)") == "avx2"
+    assert path_of("engine::(anonymous namespace)::forward_avx512(float*, long)") == "avx512"
+    assert path_of("void engine::lstm_step_avx2<32l, engine::LstmArgs*>(engine::LstmArgs*)") == "avx2"
+    assert path_of("engine::gemm_packed(float*, float const*)") is None
+
+
+@needs_objdump
+def test_only_dispatched_functions_use_wide_registers():
+    # An undispatched function runs on every CPU: AVX2/AVX-512 code there would crash an older one.
+    offenders = [name for name, code in functions().items()
+                 if path_of(name) is None and "_avx2" not in name and "_avx512" not in name
+                 and any("%ymm" in line or "%zmm" in line for line in code)]
+    assert not offenders, f"wide SIMD outside the dispatched functions: {sorted(offenders)[:5]}"
+
+
+@needs_objdump
+def test_every_dispatched_body_uses_its_paths_registers():
+    scalar = []
+    for name, code in functions().items():
+        path = path_of(name)
+        if path is None or any(key in name for key in SCALAR_BY_NATURE):
+            continue
+        if not any(REGISTER[path] in line for line in code):
+            scalar.append(f"{path}: {name[:160]}")
+    assert not scalar, f"{len(scalar)} bodies compiled for a SIMD path use none of its registers:\n" + "\n".join(scalar)
+
