@@ -20,6 +20,7 @@
 #include <exception>
 
 #include "common.h"
+#include "simd_x86.h"
 
 namespace engine {
 namespace tile {
@@ -125,25 +126,12 @@ ENGINE_INLINE void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t
     }
 }
 
-// dst = src^T for one 8 x 8 block (rows of src become columns of dst), in registers: unpack pairs of rows,
-// shuffle pairs of pairs, then swap 128-bit halves.
+// dst = src^T for one 8 x 8 block (rows of src become columns of dst), in registers.
 ENGINE_AVX2 inline void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds) {
-    __m256 r[8], t[8], u[8];
+    __m256 r[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);            // a_i0 a_j0 a_i1 a_j1 | a_i4 a_j4 a_i5 a_j5
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);        // a_i2 a_j2 a_i3 a_j3 | a_i6 a_j6 a_i7 a_j7
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));       // columns 0 | 4 of 4 rows
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));   // columns 1 | 5
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0)); // columns 2 | 6
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2)); // columns 3 | 7
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-    }
+    transpose8x8(r);
+    for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * ldd, r[i]);
 }
 
 // dst (cols x rows, leading dimension ldd) = src (rows x cols, leading dimension lds) transposed: whole 8 x 8

@@ -1827,6 +1827,11 @@ PYBIND11_MODULE(_cpu, m) {
         ladder.def(name, [where, rung = rung](py::handle a, py::handle b) { return py_matmul_rung(where, rung, a, b); },
                    arg("a"), arg("b"), "c = a @ b; a: (M, K), b: (K, N)");
     }
+    ladder.def("fma_peak", [](int64_t iterations, int repeats) {
+        py::gil_scoped_release nogil;
+        return engine::fma_peak_gflops(iterations, repeats);
+    }, arg("iterations") = int64_t{1} << 22, arg("repeats") = 5,
+       "GFLOP/s of independent multiply-adds on every thread, active SIMD path: the best of `repeats` runs");
     def_attention_ladder(ladder);
     const std::pair<const char*, ConvRung> conv_rungs[] = {{"conv2d_forward_v1", engine::conv2d_forward_v1},
                                                            {"conv2d_forward_v2", engine::conv2d_forward_im2col},

@@ -25,6 +25,9 @@ void matmul_forward_v1(float* c, const float* a, const float* b, int64_t M, int6
 void matmul_forward_v2(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
 void matmul_forward_v3(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
 void matmul_forward_v4(float* c, const float* a, const float* b, int64_t M, int64_t N, int64_t K);
+// fma_peak.cpp: the best GFLOP/s of `repeats` runs of `iterations` rounds of independent multiply-adds on every
+// thread, on the active SIMD path (the ceiling every GEMM rung is measured against).
+double fma_peak_gflops(int64_t iterations, int repeats);
 // What a GEMM may do to each tile of C after its last K slice, while the tile is in cache: c = act(c +
 // bias[col]); pre (same layout as C), if not null, keeps c + bias. bias may be null.
 struct Epilogue { const float* bias; Act act; float param; float* pre; };

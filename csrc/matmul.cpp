@@ -32,6 +32,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "simd_x86.h"
 
 namespace engine {
 
@@ -115,22 +116,90 @@ static void pack_a(float* ap, const float* a, int64_t rs, int64_t cs, int64_t mc
     }
 }
 
-// op(B)(k, j) = b[k * rs + j * cs]: (rs, cs) = (N, 1) for B, (1, K) for B stored transposed.
+// pack_a for A not transposed (cs = 1) on the AVX2 and AVX-512 paths: each block of 8 rows x 8 k is moved
+// through registers and transposed there (8 loads, 24 shuffles, 8 stores), instead of 64 scalar moves. A panel
+// of MR = 6 rows fills rows 6 and 7 with copies of row 5 and writes 8 floats for each k, the last 2 of which
+// the next k overwrites (the panel's last k writes exactly 6). Panels with rows past the matrix edge, and
+// the k past the last multiple of 8, take the scalar loop.
+template <int MR>
+ENGINE_AVX2 static void pack_a_rows_avx2(float* ap, const float* a, int64_t rs, int64_t mc, int64_t kc,
+                                         int64_t first_panel, int64_t end_panel) {
+    const int64_t k8 = kc / 8 * 8;
+    for (int64_t p = first_panel; p < end_panel; p++) {
+        float* dst = ap + p * MR * kc;
+        const int64_t r0 = p * MR;
+        if (mc - r0 < MR) {
+            pack_a(ap, a, rs, 1, mc, kc, MR, p, p + 1);
+            continue;
+        }
+        for (int rb = 0; rb < MR; rb += 8) {
+            const int rows = std::min(8, MR - rb);
+            for (int64_t k = 0; k < k8; k += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(a + (r0 + rb + std::min(i, rows - 1)) * rs + k);
+                transpose8x8(r);
+                for (int j = 0; j < 8; j++) {
+                    float* out = dst + (k + j) * MR + rb;
+                    if (rows == 8) {
+                        _mm256_storeu_ps(out, r[j]);
+                    } else if (rows == 4) {
+                        _mm_storeu_ps(out, _mm256_castps256_ps128(r[j]));
+                    } else if (j < 7 || k + 8 < kc) {          // rows == 6: the next k overwrites the extra 2
+                        _mm256_storeu_ps(out, r[j]);
+                    } else {
+                        _mm_storeu_ps(out, _mm256_castps256_ps128(r[j]));
+                        _mm_storel_pi(reinterpret_cast<__m64*>(out + 4), _mm256_extractf128_ps(r[j], 1));
+                    }
+                }
+            }
+            for (int64_t k = k8; k < kc; k++)
+                for (int i = 0; i < rows; i++) dst[k * MR + rb + i] = a[(r0 + rb + i) * rs + k];
+        }
+    }
+}
+
+// op(B)(k, j) = b[k * rs + j * cs]: (rs, cs) = (N, 1) for B, (1, K) for B stored transposed. Panels
+// [first_panel, end_panel) of the slice; memory is read in its own order: B row by row across the panels (one
+// pass over each row, not one short run per page), B^T column by column down k.
 static void pack_b(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, int64_t NR,
                    int64_t first_panel, int64_t end_panel) {
+    if (cs == 1) {
+        for (int64_t k = 0; k < kc; k++) {
+            const float* src = b + k * rs;
+            for (int64_t p = first_panel; p < end_panel; p++) {
+                float* dst = bp + p * NR * kc + k * NR;
+                const int64_t c0 = p * NR, cols = std::min(NR, nc - c0);
+                for (int64_t s = 0; s < cols; s++) dst[s] = src[c0 + s];
+                for (int64_t s = cols; s < NR; s++) dst[s] = 0.0f;
+            }
+        }
+        return;
+    }
     for (int64_t p = first_panel; p < end_panel; p++) {
         float* dst = bp + p * NR * kc;
         const int64_t c0 = p * NR, cols = std::min(NR, nc - c0);
-        for (int64_t k = 0; k < kc; k++) {
-            const float* src = b + k * rs + c0 * cs;
-            if (cs == 1) {
-                std::memcpy(dst + k * NR, src, cols * sizeof(float));
-            } else {
-                for (int64_t s = 0; s < cols; s++) dst[k * NR + s] = src[s * cs];
-            }
-            for (int64_t s = cols; s < NR; s++) dst[k * NR + s] = 0.0f;
+        for (int64_t s = 0; s < NR; s++) {
+            const float* src = b + (c0 + s) * cs;
+            for (int64_t k = 0; k < kc; k++) dst[k * NR + s] = s < cols ? src[k * rs] : 0.0f;
         }
     }
+}
+
+// pack_b for B not transposed (cs = 1) on the AVX2 and AVX-512 paths: every full panel row is NR / 8 moves of
+// 8 floats; a last panel narrower than NR takes the scalar loop.
+template <int NR>
+ENGINE_AVX2 static void pack_b_rows_avx2(float* bp, const float* b, int64_t rs, int64_t kc, int64_t nc,
+                                         int64_t first_panel, int64_t end_panel) {
+    const int64_t full_end = std::min(end_panel, nc / NR);
+    for (int64_t k = 0; k < kc; k++) {
+        const float* src = b + k * rs;
+        for (int64_t p = first_panel; p < full_end; p++) {
+            float* dst = bp + p * NR * kc + k * NR;
+            #pragma GCC unroll 4
+            for (int s = 0; s < NR; s += 8) _mm256_storeu_ps(dst + s, _mm256_loadu_ps(src + p * NR + s));
+        }
+    }
+    if (full_end < end_panel) pack_b(bp, b, rs, 1, kc, nc, NR, std::max(full_end, first_panel), end_panel);
 }
 
 // Where a micro-kernel finds A(r, k) for the rows of its tile. Packed: a packed panel, A(r, k) =
@@ -163,7 +232,12 @@ ENGINE_AVX512 static void micro_avx512(int64_t kc, PanelA pa, const float* b, in
     const PanelReader<Packed, MR> A(pa, rows);
     __m512 acc0[MR], acc1[MR];
     #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        acc0[r] = acc1[r] = _mm512_setzero_ps();
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);        // the tile is read or
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 31), _MM_HINT_T0);   // written after the loop
+    }
+    #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; k++) {
         const float* bk = b + k * b_rs;
         const __m512 b0 = Full ? _mm512_loadu_ps(bk) : _mm512_maskz_loadu_ps(m0, bk);
@@ -226,7 +300,12 @@ ENGINE_AVX2 static void micro_avx2(int64_t kc, PanelA pa, const float* b, int64_
     const PanelReader<Packed, MR> A(pa, rows);
     __m256 acc0[MR], acc1[MR];
     #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        acc0[r] = acc1[r] = _mm256_setzero_ps();
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);        // the tile is read or
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);   // written after the loop
+    }
+    #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         const float* bk = b + k * b_rs;
         const __m256 b0 = Full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
@@ -242,6 +321,15 @@ ENGINE_AVX2 static void micro_avx2(int64_t kc, PanelA pa, const float* b, int64_
     for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
         float* cr = c + r * ldc;
+        if (Full) {                              // plain moves: a masked store costs AMD cores ~10x more
+            if (!overwrite) {
+                acc0[r] = _mm256_add_ps(acc0[r], _mm256_loadu_ps(cr));
+                acc1[r] = _mm256_add_ps(acc1[r], _mm256_loadu_ps(cr + 8));
+            }
+            _mm256_storeu_ps(cr, acc0[r]);
+            _mm256_storeu_ps(cr + 8, acc1[r]);
+            continue;
+        }
         if (!overwrite) {
             acc0[r] = _mm256_add_ps(acc0[r], _mm256_maskload_ps(cr, m0));
             acc1[r] = _mm256_add_ps(acc1[r], _mm256_maskload_ps(cr + 8, m1));
@@ -290,8 +378,11 @@ static void micro_portable(int64_t kc, PanelA pa, const float* b, int64_t b_rs, 
 
 using MicroKernel = void (*)(int64_t, PanelA, const float*, int64_t, float*, int64_t, int64_t, int64_t, bool);
 
-// One path's kernels: [packed A?] full tiles, edge tiles, and half-width edge tiles (<= NR / 2 columns).
-struct Path { MicroKernel full[2], edge[2], half[2]; Blocking blk; };
+using PackRows = void (*)(float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t);   // pack_*_rows_avx2
+
+// One path's kernels: [packed A?] full tiles, edge tiles, and half-width edge tiles (<= NR / 2 columns); the
+// packing of A when it is not transposed (null: the scalar pack_a).
+struct Path { MicroKernel full[2], edge[2], half[2]; Blocking blk; PackRows pack_a_rows, pack_b_rows; };
 
 // Block sizes: a B panel (KC x NR) and an A panel (MR x KC) fit in L1 together; the packed A block
 // (MC x KC) stays in L2. Measured on the 2-core test machine (see bench/bench_matmul.py).
@@ -300,14 +391,16 @@ static Path path_for(Simd simd) {
         case Simd::avx512:
             return {{micro_avx512<true, false>, micro_avx512<true, true>},
                     {micro_avx512<false, false>, micro_avx512<false, true>},
-                    {micro_avx512_half<false>, micro_avx512_half<true>}, {12, 32, 144, 256, 4096}};
+                    {micro_avx512_half<false>, micro_avx512_half<true>}, {12, 32, 144, 256, 4096},
+                    pack_a_rows_avx2<12>, pack_b_rows_avx2<32>};
         case Simd::avx2:
             return {{micro_avx2<true, false>, micro_avx2<true, true>}, {micro_avx2<false, false>, micro_avx2<false, true>},
-                    {micro_avx2_half<false>, micro_avx2_half<true>}, {6, 16, 144, 256, 4096}};
+                    {micro_avx2_half<false>, micro_avx2_half<true>}, {6, 16, 144, 256, 4096}, pack_a_rows_avx2<6>,
+                    pack_b_rows_avx2<16>};
         default:
             return {{micro_portable<true, false>, micro_portable<true, true>},
                     {micro_portable<false, false>, micro_portable<false, true>},
-                    {micro_portable<false, false>, micro_portable<false, true>}, {4, 8, 128, 256, 4096}};
+                    {micro_portable<false, false>, micro_portable<false, true>}, {4, 8, 128, 256, 4096}, nullptr, nullptr};
     }
 }
 
@@ -336,11 +429,27 @@ struct GemmPlan {
     float* c; int64_t M, N, K;
     bool accumulate, pack_a, pack_b;
     bool split_rows;                             // threads own whole blocks of MC rows (each packs its own A)
-    int64_t a_block;                             // floats of one packed A block (a thread's slice of ap)
+    int64_t a_block, b_block;                    // floats of one packed A block, of one packed B slice
     const Epilogue* epilogue;                    // applied to each tile after its last K slice
     Path path;
     float* ap; float* bp;
 };
+
+// Pack panels [first, end) of the A block at rows ic, K slice pc (mc x kc) into ap.
+static void pack_a_block(const GemmPlan& g, float* ap, int64_t ic, int64_t mc, int64_t pc, int64_t kc, int64_t first,
+                         int64_t end) {
+    const float* a = g.a + ic * g.ars + pc * g.acs;
+    if (g.acs == 1 && g.path.pack_a_rows != nullptr) g.path.pack_a_rows(ap, a, g.ars, mc, kc, first, end);
+    else pack_a(ap, a, g.ars, g.acs, mc, kc, g.path.blk.MR, first, end);
+}
+
+// Pack panels [first, end) of the B slice at columns jc, K slice pc (kc x nc) into bp.
+static void pack_b_slice(const GemmPlan& g, float* bp, int64_t jc, int64_t nc, int64_t pc, int64_t kc, int64_t first,
+                         int64_t end) {
+    const float* b = g.b + pc * g.brs + jc * g.bcs;
+    if (g.bcs == 1 && g.path.pack_b_rows != nullptr) g.path.pack_b_rows(bp, b, g.brs, kc, nc, first, end);
+    else pack_b(bp, b, g.brs, g.bcs, kc, nc, g.path.blk.NR, first, end);
+}
 
 static void team_barrier(int threads) {
     if (threads > 1) {
@@ -351,8 +460,8 @@ static void team_barrier(int threads) {
 // All the MR x NR tiles of one block of rows (ic, mc) in one K slice (pc, kc), tiles [first, end) of them.
 // With B packed they go in (jr, ir) order: a thread reuses its B panel. With B read in place (small, it
 // stays in cache) in (ir, jr) order: a thread then reads only its own rows of A.
-static void gemm_tiles(const GemmPlan& g, const float* ap, int64_t ic, int64_t mc, int64_t jc, int64_t nc, int64_t pc,
-                       int64_t kc, int64_t first, int64_t end) {
+static void gemm_tiles(const GemmPlan& g, const float* ap, const float* bp, int64_t ic, int64_t mc, int64_t jc,
+                       int64_t nc, int64_t pc, int64_t kc, int64_t first, int64_t end) {
     const int64_t MR = g.path.blk.MR, NR = g.path.blk.NR, N = g.N;
     const int64_t panels_a = (mc + MR - 1) / MR, panels_b = (nc + NR - 1) / NR;
     const bool overwrite = pc == 0 && !g.accumulate, last = pc + kc == g.K;
@@ -362,7 +471,7 @@ static void gemm_tiles(const GemmPlan& g, const float* ap, int64_t ic, int64_t m
         const int64_t rows = std::min(MR, mc - ir * MR), cols = std::min(NR, nc - jr * NR);
         const int64_t row0 = ic + ir * MR, col0 = jc + jr * NR;
         float* ct = g.c + row0 * N + col0;
-        const float* bt = g.pack_b ? g.bp + jr * NR * kc : g.b + pc * g.brs + col0;
+        const float* bt = g.pack_b ? bp + jr * NR * kc : g.b + pc * g.brs + col0;
         const int64_t b_rs = g.pack_b ? NR : g.brs;
         const int packed = g.pack_a;
         const MicroKernel micro = cols == NR ? g.path.full[packed]
@@ -380,37 +489,38 @@ static void gemm_loops(const GemmPlan& g, int t, int threads) {
         const int64_t nc = std::min(blk.NC, N - jc), panels_b = (nc + NR - 1) / NR;
         for (int64_t pc = 0; pc < g.K; pc += blk.KC) {
             const int64_t kc = std::min(blk.KC, g.K - pc);
-            if (g.pack_b) {
-                for (int64_t p = t; p < panels_b; p += threads)
-                    pack_b(g.bp, g.b + pc * g.brs + jc * g.bcs, g.brs, g.bcs, kc, nc, NR, p, p + 1);
-                team_barrier(threads);
-            }
             if (g.split_rows) {
-                // Many rows: each thread takes an equal run of MR-row panels, in blocks of up to MC rows,
-                // and packs its own A, so the only waits are around B.
+                // Many rows: each thread takes an equal run of MR-row panels, in blocks of up to MC rows, and
+                // packs its own A and its own copy of the B slice: no thread ever waits for another, and no
+                // packed line moves between cores' caches.
                 float* ap = g.ap + t * g.a_block;
+                float* bp = g.bp + t * g.b_block;
+                if (g.pack_b) pack_b_slice(g, bp, jc, nc, pc, kc, 0, panels_b);
                 const int64_t panels = (g.M + MR - 1) / MR;
                 const int64_t row_end = std::min(g.M, panels * (t + 1) / threads * MR);
                 for (int64_t ic = panels * t / threads * MR; ic < row_end; ic += blk.MC) {
                     const int64_t mc = std::min(blk.MC, row_end - ic), panels_a = (mc + MR - 1) / MR;
-                    if (g.pack_a) pack_a(ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, 0, panels_a);
-                    gemm_tiles(g, ap, ic, mc, jc, nc, pc, kc, 0, panels_a * panels_b);
+                    if (g.pack_a) pack_a_block(g, ap, ic, mc, pc, kc, 0, panels_a);
+                    gemm_tiles(g, ap, bp, ic, mc, jc, nc, pc, kc, 0, panels_a * panels_b);
                 }
-            } else {
-                // Few blocks of rows: the team shares each block, tile by tile.
-                for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
-                    const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
-                    if (g.pack_a) {
-                        for (int64_t p = t; p < panels_a; p += threads)
-                            pack_a(g.ap, g.a + ic * g.ars + pc * g.acs, g.ars, g.acs, mc, kc, MR, p, p + 1);
-                        team_barrier(threads);
-                    }
-                    const int64_t tiles = panels_b * panels_a;
-                    gemm_tiles(g, g.ap, ic, mc, jc, nc, pc, kc, tiles * t / threads, tiles * (t + 1) / threads);
-                    if (g.pack_a) team_barrier(threads);   // the next block repacks A: wait until nobody reads it
-                }
+                continue;
             }
-            if (g.pack_b && (g.split_rows || !g.pack_a)) team_barrier(threads);   // the next slice repacks B
+            if (g.pack_b) {
+                pack_b_slice(g, g.bp, jc, nc, pc, kc, panels_b * t / threads, panels_b * (t + 1) / threads);
+                team_barrier(threads);
+            }
+            // Few blocks of rows: the team shares each block, tile by tile.
+            for (int64_t ic = 0; ic < g.M; ic += blk.MC) {
+                const int64_t mc = std::min(blk.MC, g.M - ic), panels_a = (mc + MR - 1) / MR;
+                if (g.pack_a) {
+                    pack_a_block(g, g.ap, ic, mc, pc, kc, panels_a * t / threads, panels_a * (t + 1) / threads);
+                    team_barrier(threads);
+                }
+                const int64_t tiles = panels_b * panels_a;
+                gemm_tiles(g, g.ap, g.bp, ic, mc, jc, nc, pc, kc, tiles * t / threads, tiles * (t + 1) / threads);
+                if (g.pack_a) team_barrier(threads);   // the next block repacks A: wait until nobody reads it
+            }
+            if (g.pack_b && !g.pack_a) team_barrier(threads);   // the next slice repacks B
         }
     }
 }
@@ -428,12 +538,12 @@ static void gemm_packed(float* c, const float* a, const float* b, int64_t M, int
     // Rows split between the threads (no one waits for another's packing) once there are at least two
     // blocks of MC rows per thread; fewer rows are shared tile by tile within each block.
     const bool split_rows = team && (M + blk.MC - 1) / blk.MC >= 2 * threads;
-    const int64_t a_block = (mc_max + MR - 1) / MR * MR * kc_max;
+    const int64_t a_block = (mc_max + MR - 1) / MR * MR * kc_max, b_block = (nc_max + NR - 1) / NR * NR * kc_max;
     thread_local std::vector<float> abuf, bbuf;
     GemmPlan g{a, trans_a ? 1 : K, trans_a ? M : 1, b, trans_b ? 1 : N, trans_b ? K : 1, c, M, N, K,
-               accumulate, pack_a, pack_b, split_rows, a_block, epilogue, path,
+               accumulate, pack_a, pack_b, split_rows, a_block, b_block, epilogue, path,
                pack_a ? scratch(abuf, a_block * (split_rows ? threads : 1)) : nullptr,
-               pack_b ? scratch(bbuf, (nc_max + NR - 1) / NR * NR * kc_max) : nullptr};
+               pack_b ? scratch(bbuf, b_block * (split_rows ? threads : 1)) : nullptr};
     if (!team) {
         gemm_loops(g, 0, 1);
         return;

@@ -11,6 +11,10 @@ learner can call by name on NumPy arrays and time against the others.
     ladder.print_table('conv2d', n=64)      # a batch of n 14x14x32 images, 64 filters of 3x3, padding='same'
     ladder.print_table('attention', n=1024) # one head, 1024 queries and keys of size 64
     ladder.peak_memory('attention', 'v2', n=4096)   # bytes one call adds, measured in a fresh process
+    ladder.fma_peak()                       # GFLOP/s of the vector units alone, on the active SIMD path
+
+The SIMD path ('avx512', 'avx2', 'portable') is the one engine.info()['simd'] names; engine.set_simd('avx2')
+switches to a narrower one, so each path's table can be printed on one machine.
 
 The 'ref' rung is the NumPy reference (OpenBLAS underneath): the spec, and the speed to reach. The attention
 rungs return (o, lse, weights); the table times them on (1, n, 1, 64) inputs.
@@ -197,6 +201,13 @@ def _inputs(family, n, seed=0):
     return (q, k, v), 4.0 * n * n * 64
 
 
+def fma_peak():
+    """GFLOP/s of independent float32 multiply-adds on every thread, on the active SIMD path: no loads, no
+    stores, nothing to wait for but the vector units. No GEMM can pass it; the matmul table shows each rung's
+    fraction of it."""
+    return backend.get("cpu").ladder.fma_peak()
+
+
 def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
     """Time every rung of `family` on one size n (matmul: n x n x n; conv2d: n images, see _conv2d_inputs;
     softmax: n rows of 1024; attention: one head of n queries and keys); rows of dicts with name, seconds,
@@ -226,13 +237,18 @@ def table(family="matmul", n=512, min_time=0.2, skip_slower_than=5.0):
 def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
     """Print table(): one line per rung."""
     rows = table(family, n, min_time)
-    threads = backend.get("cpu").get_num_threads() if backend.available("cpu") else 1
-    print_fn(f"{family} ladder, {_SIZES[family].format(n=n)}, float32, {threads} threads")
-    print_fn(f"  {'rung':<6} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}  idea")
+    cpu = backend.get("cpu") if backend.available("cpu") else None
+    threads, simd = (cpu.get_num_threads(), cpu.simd_path()) if cpu else (1, "none")
+    peak = fma_peak() if cpu and family == "matmul" else None
+    print_fn(f"{family} ladder, {_SIZES[family].format(n=n)}, float32, {threads} threads, SIMD path {simd}"
+             + (f" (FMA peak {peak:.0f} GFLOP/s)" if peak else ""))
+    print_fn(f"  {'rung':<6} {'time':>10} {'GFLOP/s':>9} {'vs prev':>8} {'of NumPy':>9}"
+             + (f" {'of peak':>8}" if peak else "") + "  idea")
     for row in rows:
         speedup = "" if row["speedup"] is None else f"{row['speedup']:.1f}x"
+        row["of_peak"] = row["gflops"] / peak if peak else None
         print_fn(f"  {row['name']:<6} {row['seconds'] * 1e3:>8.2f}ms {row['gflops']:>9.1f} {speedup:>8} "
-                 f"{row['of_ref']:>8.0%}  {row['idea']}")
+                 f"{row['of_ref']:>8.0%}" + (f" {row['of_peak']:>7.0%}" if peak else "") + f"  {row['idea']}")
     for rung in rungs(family):
         if rung.unavailable:
             print_fn(f"  {rung.name:<6} {'-':>10} unavailable: {rung.unavailable}")

@@ -87,3 +87,21 @@ def test_every_dispatched_body_uses_its_paths_registers():
             scalar.append(f"{path}: {name[:160]}")
     assert not scalar, f"{len(scalar)} bodies compiled for a SIMD path use none of its registers:\n" + "\n".join(scalar)
 
+
+def test_fma_peak_is_measured_on_the_active_path(simd_path):
+    # The ceiling the matmul table divides by: a wider path does more per instruction, never less.
+    from engine import ladder
+    peak = ladder.fma_peak()
+    assert peak > 0.1, f"{simd_path}: {peak} GFLOP/s"
+    assert engine._cpu.ladder.fma_peak(iterations=1000, repeats=1) > 0
+    for name, bad in (("iterations", {"iterations": 0}), ("repeats", {"repeats": 0})):
+        with pytest.raises(ValueError, match=f"fma_peak: expected {name} >= 1. Received: {name}=0"):
+            engine._cpu.ladder.fma_peak(**bad)
+
+
+def test_matmul_table_shows_the_path_and_the_fraction_of_peak(capsys):
+    from engine import ladder
+    rows = ladder.print_table("matmul", n=64, min_time=0.01)
+    head = capsys.readouterr().out.splitlines()[0]
+    assert f"SIMD path {engine.info()['simd']}" in head and "FMA peak" in head
+    assert all(0 < row["of_peak"] for row in rows)
