@@ -12,6 +12,7 @@ learner can call by name on NumPy arrays and time against the others.
     ladder.print_table('attention', n=1024) # one head, 1024 queries and keys of size 64
     ladder.peak_memory('attention', 'v2', n=4096)   # bytes one call adds, measured in a fresh process
     ladder.fma_peak()                       # GFLOP/s of the vector units alone, on the active SIMD path
+    ladder.paths_table('matmul', 'v4')      # one rung on every SIMD path this CPU has
 
 The SIMD path ('avx512', 'avx2', 'portable') is the one engine.info()['simd'] names; engine.set_simd('avx2')
 switches to a narrower one, so each path's table can be printed on one machine.
@@ -52,7 +53,7 @@ def _matmul_rungs():
              "OpenMP over rows", cpu.matmul_forward_v2),
         Rung("matmul", "v3", "cache blocking: tiles of C with K in slices, so the B tile stays in cache while "
              "it is reused; OpenMP over tiles", cpu.matmul_forward_v3),
-        Rung("matmul", "v4", "packed panels + register-blocked micro-kernel (12x32 AVX-512, 6x16 AVX2, 4x8 "
+        Rung("matmul", "v4", "packed panels + register-blocked micro-kernel (12x32 AVX-512, 6x16 AVX2, 6x8 "
              "portable, chosen at run time); OpenMP over tiles: engine's matmul_forward", cpu.matmul_forward_v4),
     ]
 
@@ -252,6 +253,34 @@ def print_table(family="matmul", n=512, min_time=0.2, print_fn=print):
     for rung in rungs(family):
         if rung.unavailable:
             print_fn(f"  {rung.name:<6} {'-':>10} unavailable: {rung.unavailable}")
+    return rows
+
+
+def paths_table(family="matmul", rung="v4", n=512, min_time=0.2, print_fn=print):
+    """Time one compiled rung of `family` (default: the fastest matmul rung) on every SIMD path this CPU has,
+    each against the reference and, for matmul, against that path's FMA peak; print one line per path and
+    return the rows (path, gflops, of_ref, of_peak). The path is switched with engine.set_simd, then restored."""
+    cpu = backend.get("cpu")
+    order = ["avx512", "avx2", "portable"]
+    before = cpu.simd_path()
+    args, flops = _inputs(family, n)
+    rows = []
+    try:
+        for path in order[order.index(cpu.simd_detected()):]:
+            cpu.set_simd(path)
+            seconds = _median_time(get(family, rung), args, min_time)
+            peak = fma_peak() if family == "matmul" else None
+            rows.append({"path": path, "gflops": flops / seconds / 1e9,
+                         "of_peak": flops / seconds / 1e9 / peak if peak else None, "peak": peak})
+    finally:
+        cpu.set_simd(before)
+    ref_seconds = _median_time(get(family, "ref"), args, min_time)   # last: its thread pool spins a while after
+    for row in rows:
+        row["of_ref"] = ref_seconds / (flops / row["gflops"] / 1e9)
+    print_fn(f"{family} rung {rung} on each SIMD path, {_SIZES[family].format(n=n)}, {cpu.get_num_threads()} threads")
+    for row in rows:
+        peak = f"  {row['of_peak']:>4.0%} of its FMA peak ({row['peak']:.0f})" if row["peak"] else ""
+        print_fn(f"  {row['path']:<9} {row['gflops']:>7.1f} GFLOP/s  {row['of_ref']:>5.0%} of NumPy{peak}")
     return rows
 
 

@@ -183,6 +183,9 @@ def matmul():
     print(f"\nfrom the naive loops to the packed micro-kernel: {best['gflops'] / rows[1]['gflops']:.0f}x faster; "
           f"the last rung runs at {best['of_ref']:.0%} of NumPy's (OpenBLAS) speed. It is what engine.ops.matmul and "
           "Dense use.")
+    print("\nThe CPU picks the widest SIMD path it has; engine.set_simd('avx2') forces a narrower one. The same rung")
+    print("on each path (ENGINE_SIMD=avx2 runs the whole engine on it):\n")
+    ladder.paths_table("matmul", "v4", n=256, min_time=0.1)
 
 
 def attention():

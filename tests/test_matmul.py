@@ -14,7 +14,7 @@ _id = lambda v: str(v).replace(" ", "")   # noqa: E731  test ids like (3,4) and 
 TRANS = [(False, False), (True, False), (False, True), (True, True)]
 RUNGS = ["matmul_forward_v1", "matmul_forward_v2", "matmul_forward_v3", "matmul_forward_v4"]
 
-# (M, N, K): one element, odd sizes off every SIMD width and micro-tile (4x8, 6x16, 12x32), several
+# (M, N, K): one element, odd sizes off every SIMD width and micro-tile (6x8, 6x16, 12x32), several
 # K slices (KC = 256), several M blocks (MC = 144), several N blocks (NC = 4096), zero rows.
 SHAPES = [(1, 1, 1), (3, 7, 13), (17, 33, 5), (13, 127, 33), (127, 3, 17), (37, 65, 300), (150, 40, 7),
           (2, 4100, 3), (0, 5, 4), (4, 0, 5)]

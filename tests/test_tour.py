@@ -1,9 +1,12 @@
 """The guided tour and the examples run, print what they promise, and reach their results."""
+import re
 import runpy
 from pathlib import Path
 
 import pytest
 
+import engine
+from checks import SIMD_PATHS
 from engine import tour
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -37,3 +40,6 @@ def test_tour_matmul_section_prints_the_ladder_table(capsys):
     for rung in ("ref", "v1", "v2", "v3", "v4"):
         assert f"\n  {rung} " in out
     assert "GFLOP/s" in out and "vs prev" in out and "of NumPy" in out and "faster" in out
+    assert f"SIMD path {engine.info()['simd']}" in out and "of peak" in out
+    for path in SIMD_PATHS:                          # the fastest rung once per path, against its FMA peak
+        assert re.search(rf"\n  {path} +[0-9.]+ GFLOP/s +[0-9]+% of NumPy", out), path
