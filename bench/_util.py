@@ -209,6 +209,11 @@ def thread_info():
     return info
 
 
+def settings_line():
+    """One line naming what decides the numbers: thread counts, the engine's SIMD path, PyTorch's threads."""
+    return "settings: " + ", ".join(f"{k}={v}" for k, v in thread_info().items())
+
+
 # Another library's thread pool keeps its cores busy for a while after its last call: measured here, the
 # cpu matmul at n=256 right after numpy.matmul (OpenBLAS) stalled 4-28 ms per call for ~120 ms, which
 # quadrupled its mean time. So each benchmark first runs its function for SETTLE_S (at least once).
@@ -305,7 +310,7 @@ def interleaved(cases, rounds=7, best_of=3):
 
 def print_interleaved(title, result, versus="torch", print_fn=print):
     """One line per row: each implementation's median time and cpu's time over `versus`'s (< 1: cpu faster)."""
-    print_fn(f"{title} ({', '.join(f'{k}={v}' for k, v in thread_info().items())})")
+    print_fn(f"{title} ({settings_line()})")
     for row, medians in result.items():
         cells = ", ".join(f"{impl} {seconds * 1e3:.2f} ms" for impl, seconds in medians.items())
         ratio = f"; time cpu/{versus} {medians['cpu'] / medians[versus]:.2f}" if versus in medians and "cpu" in medians else ""

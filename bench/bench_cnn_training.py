@@ -15,7 +15,6 @@ Model building is outside the timed region. The labels are random, so nothing is
 Under --benchmark-disable (CI) each fit runs once on 640 images.
 """
 import functools
-import os
 import runpy
 import statistics
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 
 import engine
-from _util import SETTLE_S, backend_or_skip, timed_rounds
+from _util import SETTLE_S, backend_or_skip, settings_line, timed_rounds
 
 IMAGES, BATCH_SIZE, QUICK_IMAGES = 60000, 64, 640
 LR, EPSILON = 1e-3, 1e-7
@@ -107,8 +106,7 @@ def main(rounds=3, n=IMAGES):
         impls.append("torch")
     except ImportError:
         torch = None
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, engine {engine.get_num_threads()}"
-          + (f", torch {torch.get_num_threads()}" if torch else ", no torch"))
+    print(settings_line() + ("" if torch else ", no torch"))
     runs = {impl: runner(impl, n) for impl in impls}
     for fit, setup in runs.values():                                    # warm-up on a few batches
         runner_fit = fit.func

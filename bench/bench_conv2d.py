@@ -13,7 +13,6 @@ Rates: GFLOP/s, counting 2 * N * OH * OW * F * KH * KW * C per GEMM and three GE
                                                             # cpu/torch time ratios (< 1: engine is faster)
 """
 import functools
-import os
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 
 import engine
-from _util import SETTLE_S, backend_or_skip, random_f32, timed
+from _util import SETTLE_S, backend_or_skip, random_f32, settings_line, timed
 from engine import backend as backends
 from engine import ref
 
@@ -272,8 +271,7 @@ def main(reps=15, rounds=3):
     except ImportError:
         torch = None
     impls = ["cpu", "cpu_nchw"] + (["torch"] if torch else [])
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, engine {engine.get_num_threads()}"
-          + (f", torch {torch.get_num_threads()}" if torch else ", no torch"))
+    print(settings_line() + ("" if torch else ", no torch"))
     steps = [(f"conv2d f+b {name}", functools.partial(conv_step, name=name)) for name in CONV]
     steps += [(f"{kind}_pool2d f+b 2x2 {POOL_SHAPE}", functools.partial(pool_step, kind=kind))
               for kind in ("max", "average")]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _util import backend_or_skip, random_f32, settle, timed  # noqa: E402
+from _util import backend_or_skip, random_f32, settings_line, settle, timed  # noqa: E402
 
 import engine  # noqa: E402
 from engine import ops  # noqa: E402
@@ -117,9 +117,8 @@ def test_rnn(benchmark, cell, backward, impl):
 def interleaved(rounds=7, reps=20):
     """Engine cpu and PyTorch in alternation, `rounds` times, each round the median of `reps` calls after a
     settle (so neither library's spinning thread pool slows the other); prints the median time ratio."""
-    import torch
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, engine {engine.get_num_threads()}, "
-          f"torch {torch.get_num_threads()}; N={N} T={T} D={D} U={U}")
+    import torch  # noqa: F401  (before settings_line, so that it reports PyTorch's threads)
+    print(f"{settings_line()}; N={N} T={T} D={D} U={U}")
     for cell in ("lstm", "gru", "simple_rnn"):
         for backward in (False, True):
             fns = {"cpu": make("cpu", cell, backward), "torch": torch_step(cell, backward)}

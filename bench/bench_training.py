@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 
 import engine
-from _util import SETTLE_S, backend_or_skip, timed_rounds
+from _util import SETTLE_S, backend_or_skip, settings_line, timed_rounds
 from engine import backend as backends
 from engine.layers import Dense, Input
 from engine.models import Sequential
@@ -184,8 +184,7 @@ def main(rounds=5):
         impls.append("torch")
     except ImportError:
         torch = None
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, engine "
-          f"{engine.get_num_threads()}" + (f", torch {torch.get_num_threads()}" if torch else ", no torch"))
+    print(settings_line() + ("" if torch else ", no torch"))
     for model, spec in MODELS.items():
         runs = {impl: runner(impl, model, spec["epochs"]) for impl in impls}
         for fit, setup in runs.values():                        # warm-up
