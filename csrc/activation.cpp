@@ -4,8 +4,7 @@
 //
 // Each activation is a pair of small functors: Fwd(x) -> y, and Grad(x, y) -> dy/dx (given x and y =
 // f(x), using whichever is cheaper). map_forward / map_backward run them over an array: one contiguous
-// chunk per thread (parallel_chunks), each chunk a plain loop compiled for the CPU's SIMD path
-// (simd_dispatch). No intrinsics: exp, expm1, log1p, sigmoid, tanh and the normal CDF (the exact gelu) come
+// chunk per thread, each chunk a plain loop compiled for the CPU's SIMD path (simd_chunks). No intrinsics: exp, expm1, log1p, sigmoid, tanh and the normal CDF (the exact gelu) come
 // from vector_math.h, written so that the loops vectorise.
 #include <algorithm>
 #include <cmath>
@@ -20,28 +19,24 @@ namespace engine {
 // cost: kCostTranscendental for functions that call exp, tanh or erf, 1 for the rest.
 template <class F>
 static void map_forward(float* y, const float* x, int64_t n, F f, int64_t cost) {
-    parallel_chunks(n, cost, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] {
-            float* __restrict yy = y + lo;
-            const float* __restrict xx = x + lo;
-            const F ff = f;
-            for (int64_t i = 0; i < hi - lo; i++) yy[i] = ff(xx[i]);
-        });
+    simd_chunks(n, cost, [&](int64_t lo, int64_t hi) {
+        float* __restrict yy = y + lo;
+        const float* __restrict xx = x + lo;
+        const F ff = f;
+        for (int64_t i = 0; i < hi - lo; i++) yy[i] = ff(xx[i]);
     });
 }
 
 template <class DF>
 static void map_backward(float* dx, const float* dy, const float* x, const float* y, int64_t n, DF df,
                          int64_t cost) {
-    parallel_chunks(n, cost, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] {
-            float* __restrict dxx = dx + lo;
-            const float* __restrict dyy = dy + lo;
-            const float* __restrict xx = x + lo;
-            const float* __restrict yy = y + lo;
-            const DF ff = df;
-            for (int64_t i = 0; i < hi - lo; i++) dxx[i] = dyy[i] * ff(xx[i], yy[i]);
-        });
+    simd_chunks(n, cost, [&](int64_t lo, int64_t hi) {
+        float* __restrict dxx = dx + lo;
+        const float* __restrict dyy = dy + lo;
+        const float* __restrict xx = x + lo;
+        const float* __restrict yy = y + lo;
+        const DF ff = df;
+        for (int64_t i = 0; i < hi - lo; i++) dxx[i] = dyy[i] * ff(xx[i], yy[i]);
     });
 }
 
@@ -112,7 +107,7 @@ struct Silu {
 };
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, exact for small.
 struct Softplus {
-    float operator()(float v) const { return (v > 0.0f ? v : 0.0f) + log1p_f(exp_f(v > 0.0f ? -v : v)); }
+    float operator()(float v) const { return (v > 0.0f ? v : 0.0f) + log1p_f(exp_nonpositive_f(v > 0.0f ? -v : v)); }
     float operator()(float v, float) const { return sigmoid_f(v); }
     static constexpr int64_t cost = kCostTranscendental;
 };

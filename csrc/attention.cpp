@@ -2,8 +2,9 @@
 // csrc/attention_fused.cpp.) Matches engine/ref/attention.py. x is viewed as (A, D, B): the axis has D entries,
 // A slabs come before it and B values after it, so element (a, d, b) is x[(a * D + d) * B + b]. For the last
 // axis B = 1.
-// Along the last axis (B = 1) each row is one vectorised pass (exp from vector_math.h); along another
-// axis, OpenMP over the A slabs with the C library's exp. Sums in double (along rows: float lanes of 16
+// Along the last axis (B = 1) each row is a few vectorised passes (exp from vector_math.h), in chunks of rows
+// compiled for the active SIMD path (simd_chunks); along another axis, OpenMP over the A slabs with the C
+// library's exp. Sums in double (along rows: float lanes of 16
 // terms, then double), in a fixed order: no thread-count effect on the bits. No intrinsics.
 //
 // The softmax ladder (engine.ladder 'softmax'; both rungs bound in engine._cpu.ladder, softmax over rows):
@@ -56,7 +57,7 @@ template <bool Log>
 static inline __attribute__((always_inline)) void softmax_row(float* __restrict y, const float* __restrict x,
                                                               int64_t D) {
     const float mx = lanes_max(x, D);
-    for (int64_t e = 0; e < D; e++) y[e] = exp_f(x[e] - mx);
+    for (int64_t e = 0; e < D; e++) y[e] = exp_nonpositive_f(x[e] - mx);
     const double total = row_sum(y, D);
     if (Log) {
         const float log_total = static_cast<float>(std::log(total));
@@ -68,25 +69,9 @@ static inline __attribute__((always_inline)) void softmax_row(float* __restrict 
 }
 
 template <bool Log>
-ENGINE_AVX512 static void rows_avx512(float* y, const float* x, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
-}
-template <bool Log>
-ENGINE_AVX2 static void rows_avx2(float* y, const float* x, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
-}
-template <bool Log>
-static void rows_portable(float* y, const float* x, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_row<Log>(y + r * D, x + r * D, D);
-}
-
-template <bool Log>
 static void softmax_rows(float* y, const float* x, int64_t rows, int64_t D) {
-    const Simd simd = simd_active();
-    parallel_chunks(rows, D * kCostTranscendental, [&](int64_t lo, int64_t hi) {
-        if (simd == Simd::avx512) rows_avx512<Log>(y + lo * D, x + lo * D, hi - lo, D);
-        else if (simd == Simd::avx2) rows_avx2<Log>(y + lo * D, x + lo * D, hi - lo, D);
-        else rows_portable<Log>(y + lo * D, x + lo * D, hi - lo, D);
+    simd_chunks(rows, D * kCostTranscendental, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; r++) softmax_row<Log>(y + r * D, x + r * D, D);
     });
 }
 
@@ -145,24 +130,19 @@ static inline __attribute__((always_inline)) void softmax_backward_row(float* __
     for (int64_t e = 0; e < D; e++) dx[e] = y[e] * (dy[e] - dot);
 }
 
-ENGINE_AVX512 static void backward_rows_avx512(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
-}
-ENGINE_AVX2 static void backward_rows_avx2(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
-}
-static void backward_rows_portable(float* dx, const float* dy, const float* y, int64_t rows, int64_t D) {
-    for (int64_t r = 0; r < rows; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
+// Along the last axis: dx = dy - exp(y) * sum(dy), row by row, the sum in lanes.
+static inline __attribute__((always_inline)) void log_softmax_backward_row(float* __restrict dx,
+                                                                           const float* __restrict dy,
+                                                                           const float* __restrict y, int64_t D) {
+    const float total = static_cast<float>(row_sum(dy, D));
+    for (int64_t e = 0; e < D; e++) dx[e] = dy[e] - exp_nonpositive_f(y[e]) * total;
 }
 
 // dx = y * (dy - sum_d(dy * y))
 void softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int64_t D, int64_t B) {
     if (B == 1) {
-        const Simd simd = simd_active();
-        return parallel_chunks(A, 4 * D, [&](int64_t lo, int64_t hi) {
-            if (simd == Simd::avx512) backward_rows_avx512(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
-            else if (simd == Simd::avx2) backward_rows_avx2(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
-            else backward_rows_portable(dx + lo * D, dy + lo * D, y + lo * D, hi - lo, D);
+        return simd_chunks(A, 4 * D, [&](int64_t lo, int64_t hi) {
+            for (int64_t r = lo; r < hi; r++) softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
         });
     }
     softmax_family_backward(
@@ -172,6 +152,11 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int
 
 // dx = dy - exp(y) * sum_d(dy)
 void log_softmax_backward(float* dx, const float* dy, const float* y, int64_t A, int64_t D, int64_t B) {
+    if (B == 1) {
+        return simd_chunks(A, D * kCostTranscendental, [&](int64_t lo, int64_t hi) {
+            for (int64_t r = lo; r < hi; r++) log_softmax_backward_row(dx + r * D, dy + r * D, y + r * D, D);
+        });
+    }
     softmax_family_backward(
         dx, A, D, B, [=](int64_t i) { return static_cast<double>(dy[i]); },
         [=](int64_t i, double total) { return static_cast<float>(dy[i] - std::exp(static_cast<double>(y[i])) * total); });

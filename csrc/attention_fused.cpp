@@ -43,7 +43,7 @@ ENGINE_INLINE void online_softmax(float* __restrict st, int64_t nq, int64_t w, f
     for (int64_t r = 0; r < nq; r++) {
         const float m_new = m[r] > shift[r] ? m[r] : shift[r];
         const float use = m_new == -kInf ? 0.0f : m_new;   // a row of -inf so far: p = 0, nothing to rescale
-        alpha[r] = exp_f(m[r] - use);
+        alpha[r] = exp_nonpositive_f(m[r] - use);
         m[r] = m_new;
         shift[r] = use;
         sum[r] = 0.0f;
@@ -51,7 +51,7 @@ ENGINE_INLINE void online_softmax(float* __restrict st, int64_t nq, int64_t w, f
     for (int64_t c = 0; c < w; c++) {
         float* __restrict x = st + c * Br;
         for (int64_t r = 0; r < nq; r++) {
-            const float p = exp_f(x[r] - shift[r]);
+            const float p = exp_nonpositive_f(x[r] - shift[r]);
             x[r] = p;
             sum[r] += p;                                   // keys in order: a fixed summation order
         }
@@ -124,7 +124,7 @@ ENGINE_INLINE void forward_task(const Forward& f, int64_t task) {
             for (int64_t s = 0; s < a.S; s++) wr[s] = 1.0f / static_cast<float>(a.S);
             continue;
         }
-        for (int64_t s = 0; s < seen; s++) wr[s] = exp_f(wr[s] - mr) * inv;
+        for (int64_t s = 0; s < seen; s++) wr[s] = exp_nonpositive_f(wr[s] - mr) * inv;
         for (int64_t s = seen; s < a.S; s++) wr[s] = 0.0f;
     }
 }

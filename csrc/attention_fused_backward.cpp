@@ -75,7 +75,7 @@ ENGINE_INLINE void backward_tile(const Backward& g, Scratch& sc, const QueryBloc
         const float* __restrict lse = qb.lse;
         const float* __restrict full = qb.full;
         for (int64_t r = 0; r < nq; r++) {
-            const float p = exp_f(x[r] - lse[r]);
+            const float p = exp_nonpositive_f(x[r] - lse[r]);
             x[r] = full[r] != 0.0f ? 0.0f : p;
         }
     }

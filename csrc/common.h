@@ -3,7 +3,7 @@
 //   parallel_worth_it     the size below which a kernel stays serial (OpenMP wake-up costs 40 us+ here)
 //   Simd                  the SIMD paths a kernel may be compiled for; the active one is picked at run time
 //   ENGINE_AVX512 ...     target attributes that compile one function for one path; simd_dispatch runs a
-//                         loop compiled for the active path
+//                         loop compiled for the active path; simd_chunks splits a loop between threads too
 // Kernels never exit or abort: they throw, and pybind11 turns the exception into a Python error.
 #pragma once
 
@@ -96,6 +96,13 @@ inline void simd_dispatch(const Body& body) {
         case Simd::avx2: on_avx2(body); break;
         default: on_portable(body);
     }
+}
+
+// The element-wise and row-wise pattern: body(lo, hi) over [0, n) in one contiguous chunk per thread (or all
+// of it on the calling thread when the work is small), each chunk compiled for the active SIMD path.
+template <class Body>
+inline void simd_chunks(int64_t n, int64_t cost, const Body& body) {
+    parallel_chunks(n, cost, [&](int64_t lo, int64_t hi) { simd_dispatch([&] { body(lo, hi); }); });
 }
 
 }  // namespace engine

@@ -7,7 +7,7 @@
 // the per-step constants (1 - beta, the bias correction) are formed in double and rounded once, as Keras
 // does in Python: 1 - 0.999f in float is 0.00099998713, a 1.3e-5 error in Adam's second moment.
 // The element loops run in one contiguous chunk per thread, compiled for the active SIMD path
-// (simd_dispatch), with __restrict and no branch inside, so they vectorise (an optional slot picks one of
+// (simd_chunks), with __restrict and no branch inside, so they vectorise (an optional slot picks one of
 // several loops instead); element-wise, so the thread count cannot change the bits.
 #include <cmath>
 
@@ -37,11 +37,9 @@ static void sgd_chunk(float* __restrict p, const float* __restrict g, float* __r
 void sgd_update(float* param, const float* grad, float* velocity, int64_t n, double lr, double momentum,
                 bool nesterov, double weight_decay) {
     const float decay = static_cast<float>(lr * weight_decay);
-    parallel_chunks(n, 4, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] {
-            sgd_chunk(param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo, static_cast<float>(lr),
-                      static_cast<float>(momentum), nesterov, decay);
-        });
+    simd_chunks(n, 4, [&](int64_t lo, int64_t hi) {
+        sgd_chunk(param + lo, grad + lo, velocity ? velocity + lo : nullptr, hi - lo, static_cast<float>(lr),
+                  static_cast<float>(momentum), nesterov, decay);
     });
 }
 
@@ -77,8 +75,8 @@ void adam_update(float* param, const float* grad, float* m, float* v, float* v_h
         static_cast<float>(lr * std::sqrt(1.0 - std::pow(beta_2, double(step))) / (1.0 - std::pow(beta_1, double(step)))),
         static_cast<float>(1.0 - beta_1), static_cast<float>(1.0 - beta_2), static_cast<float>(epsilon),
         static_cast<float>(lr * weight_decay)};
-    parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] { adam_chunk(param + lo, grad + lo, m + lo, v + lo, v_hat ? v_hat + lo : nullptr, hi - lo, k); });
+    simd_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
+        adam_chunk(param + lo, grad + lo, m + lo, v + lo, v_hat ? v_hat + lo : nullptr, hi - lo, k);
     });
 }
 
@@ -120,11 +118,9 @@ void rmsprop_update(float* param, const float* grad, float* velocity, float* ave
     const RmspropConstants k{static_cast<float>(lr), static_cast<float>(rho), static_cast<float>(1.0 - rho),
                              static_cast<float>(momentum), static_cast<float>(epsilon),
                              static_cast<float>(lr * weight_decay)};
-    parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] {
-            rmsprop_chunk(param + lo, grad + lo, velocity + lo, average_grad ? average_grad + lo : nullptr,
-                          momentum_buf ? momentum_buf + lo : nullptr, hi - lo, k);
-        });
+    simd_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
+        rmsprop_chunk(param + lo, grad + lo, velocity + lo, average_grad ? average_grad + lo : nullptr,
+                      momentum_buf ? momentum_buf + lo : nullptr, hi - lo, k);
     });
 }
 
@@ -139,11 +135,9 @@ static void adagrad_chunk(float* __restrict p, const float* __restrict g, float*
 
 void adagrad_update(float* param, const float* grad, float* accumulator, int64_t n, double lr, double epsilon,
                     double weight_decay) {
-    parallel_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
-        simd_dispatch([&] {
-            adagrad_chunk(param + lo, grad + lo, accumulator + lo, hi - lo, static_cast<float>(lr),
-                          static_cast<float>(epsilon), static_cast<float>(lr * weight_decay));
-        });
+    simd_chunks(n, kCostUpdate, [&](int64_t lo, int64_t hi) {
+        adagrad_chunk(param + lo, grad + lo, accumulator + lo, hi - lo, static_cast<float>(lr),
+                      static_cast<float>(epsilon), static_cast<float>(lr * weight_decay));
     });
 }
 

@@ -113,26 +113,28 @@ ENGINE_INLINE void dact_run(RnnActivation a, float* __restrict d, const float* _
 // (panel[k * NR + j], zero past the last column: the recurrent kernel, the same at every step) or straight
 // from a row-major matrix whose width is a multiple of NR. An MR x NR tile of C stays in registers for all
 // of K; each output sums its K products in order, whichever tile, band or thread computes it. (The engine's
-// GEMM would repack B at every step.) The vector type is GCC's generic one: 16 floats, which the compiler
-// maps to one AVX-512 register, two AVX2 registers or four SSE registers.
+// GEMM would repack B at every step.) The vectors are GCC's generic ones, as wide as the path's registers:
+// 16 floats (one zmm) on AVX-512, 8 (one ymm) on AVX2, 4 (one xmm) on the portable path. (A 16-float vector on
+// AVX2 was moved through the stack element by element: the AVX2 LSTM ran 8x slower than PyTorch's.)
 typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));     // for loads and stores at any address
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
 
-template <int MR, int NV>
+template <class V, int MR, int NV>
 ENGINE_INLINE void gemm_tile(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b,
                              int64_t ldb, int64_t K, int64_t rows, int64_t cols) {
-    constexpr int NR = 16 * NV;
+    constexpr int VL = sizeof(V) / sizeof(float), NR = VL * NV;
     const float* ar[MR];
     for (int r = 0; r < MR; r++) ar[r] = a + (r < rows ? r : 0) * rs;      // rows past M repeat row 0
-    v16 acc[MR][NV];
+    V acc[MR][NV];
     #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
         #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[r][v] = v16{};
+        for (int v = 0; v < NV; v++) acc[r][v] = V{};
     for (int64_t k = 0; k < K; k++) {
-        v16 bk[NV];
+        V bk[NV];
         #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bk[v] = *reinterpret_cast<const v16u*>(b + k * ldb + 16 * v);
+        for (int v = 0; v < NV; v++) std::memcpy(&bk[v], b + k * ldb + VL * v, sizeof(V));
         const int64_t at = k * cs;
         #pragma GCC unroll 16
         for (int r = 0; r < MR; r++) {
@@ -145,7 +147,7 @@ ENGINE_INLINE void gemm_tile(float* c, int64_t ldc, const float* a, int64_t rs, 
         #pragma GCC unroll 16
         for (int r = 0; r < MR; r++)
             #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) *reinterpret_cast<v16u*>(c + r * ldc + 16 * v) = acc[r][v];
+            for (int v = 0; v < NV; v++) std::memcpy(c + r * ldc + VL * v, &acc[r][v], sizeof(V));
         return;
     }
     for (int64_t r = 0; r < rows; r++) {
@@ -156,25 +158,26 @@ ENGINE_INLINE void gemm_tile(float* c, int64_t ldc, const float* a, int64_t rs, 
 }
 
 // panel_step: how far apart B's panels are (NR * K when packed, NR in a row-major matrix).
-template <int MR, int NV>
+template <class V, int MR, int NV>
 ENGINE_INLINE void gemm_body(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b,
                              int64_t ldb, int64_t panel_step, int64_t M, int64_t cols, int64_t K) {
-    constexpr int NR = 16 * NV;
+    constexpr int NR = sizeof(V) / sizeof(float) * NV;
     for (int64_t j0 = 0; j0 < cols; j0 += NR)
         for (int64_t i0 = 0; i0 < M; i0 += MR)
-            gemm_tile<MR, NV>(c + i0 * ldc + j0, ldc, a + i0 * rs, rs, cs, b + j0 / NR * panel_step, ldb, K,
-                              std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, cols - j0));
+            gemm_tile<V, MR, NV>(c + i0 * ldc + j0, ldc, a + i0 * rs, rs, cs, b + j0 / NR * panel_step, ldb, K,
+                                 std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, cols - j0));
 }
 
-// Register tiles per SIMD path: accumulators fill most of the registers (32 zmm; 16 ymm; 16 xmm).
-#define ENGINE_RNN_GEMM(name, attributes, MR, NV)                                                            \
+// Register tiles per SIMD path: accumulators fill most of the registers (32 zmm; 16 ymm; 16 xmm). The panel
+// width NR is 32 on AVX-512 (2 zmm), 16 on the others (2 ymm, 4 xmm).
+#define ENGINE_RNN_GEMM(name, attributes, V, MR, NV)                                                         \
     attributes static void name(float* c, int64_t ldc, const float* a, int64_t rs, int64_t cs, const float* b, \
                                 int64_t ldb, int64_t panel_step, int64_t M, int64_t cols, int64_t K) {        \
-        gemm_body<MR, NV>(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);                                \
+        gemm_body<V, MR, NV>(c, ldc, a, rs, cs, b, ldb, panel_step, M, cols, K);                             \
     }
-ENGINE_RNN_GEMM(gemm_avx512, ENGINE_AVX512 ENGINE_FLATTEN, 8, 2)
-ENGINE_RNN_GEMM(gemm_avx2, ENGINE_AVX2 ENGINE_FLATTEN, 4, 1)
-ENGINE_RNN_GEMM(gemm_portable, ENGINE_FLATTEN, 2, 1)
+ENGINE_RNN_GEMM(gemm_avx512, ENGINE_AVX512 ENGINE_FLATTEN, v16, 8, 2)
+ENGINE_RNN_GEMM(gemm_avx2, ENGINE_AVX2 ENGINE_FLATTEN, v8, 6, 2)
+ENGINE_RNN_GEMM(gemm_portable, ENGINE_FLATTEN, v4, 2, 4)
 
 struct SmallGemm {
     Simd simd;
