@@ -13,8 +13,6 @@
 // the next multiple of MR, so the caller allocates A with that slack (the extra rows of C are never stored).
 #pragma once
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -27,6 +25,7 @@ namespace tile {
 
 // One micro-kernel per SIMD path, the same loop with each path's intrinsics (a shared template body cannot be
 // compiled for a target it does not carry: GCC refuses to inline the intrinsics into it).
+#if ENGINE_X86
 struct Avx512 {
     static constexpr int64_t MR = 6, VL = 16, NVMAX = 4;   // 6 x 64: 24 zmm accumulators + 4 for B + 1 for A
 
@@ -89,6 +88,8 @@ struct Avx2 {
     }
 };
 
+#endif  // ENGINE_X86
+
 struct Portable {
     static constexpr int64_t MR = 4, VL = 4, NVMAX = 2;    // plain loops; the compiler vectorises them (SSE2)
 
@@ -126,6 +127,7 @@ ENGINE_INLINE void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t
     }
 }
 
+#if ENGINE_X86
 // dst = src^T for one 8 x 8 block (rows of src become columns of dst), in registers.
 ENGINE_AVX2 inline void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds) {
     __m256 r[8];
@@ -133,6 +135,12 @@ ENGINE_AVX2 inline void transpose8(float* dst, int64_t ldd, const float* src, in
     transpose8x8(r);
     for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * ldd, r[i]);
 }
+#else
+using Avx512 = Portable;                         // never chosen off x86; the dispatch code still names them
+using Avx2 = Portable;
+void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds);   // declared only: transpose() calls it
+                                                                           // when VL >= 8, which never holds here
+#endif
 
 // dst (cols x rows, leading dimension ldd) = src (rows x cols, leading dimension lds) transposed: whole 8 x 8
 // blocks in registers on the SIMD paths, the edges (and the portable path) element by element.

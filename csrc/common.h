@@ -60,8 +60,17 @@ const char* simd_name(Simd path);
 
 // One function compiled for each path: thin wrappers carry these attributes around an always-inline or
 // flattened body (simd_dispatch below does it for a lambda). The default build targets baseline x86-64.
+// On other CPUs (aarch64: Apple silicon, Linux Arm) there is one path, the portable one, built for the
+// baseline ISA (NEON on aarch64); code with x86 intrinsics sits under #if ENGINE_X86.
+#if defined(__x86_64__) || defined(__i386__)
+#define ENGINE_X86 1
 #define ENGINE_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define ENGINE_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define ENGINE_X86 0
+#define ENGINE_AVX512                            // never chosen there: simd_detected() is portable
+#define ENGINE_AVX2
+#endif
 #define ENGINE_INLINE inline __attribute__((always_inline))
 #define ENGINE_FLATTEN __attribute__((flatten))        // inline every call inside this function
 
@@ -91,11 +100,15 @@ ENGINE_FLATTEN void on_portable(const Body& body) { body(); }
 
 template <class Body>
 inline void simd_dispatch(const Body& body) {
+#if ENGINE_X86
     switch (simd_active()) {
         case Simd::avx512: on_avx512(body); break;
         case Simd::avx2: on_avx2(body); break;
         default: on_portable(body);
     }
+#else
+    on_portable(body);
+#endif
 }
 
 // The element-wise and row-wise pattern: body(lo, hi) over [0, n) in one contiguous chunk per thread (or all

@@ -23,7 +23,6 @@
 // Determinism: every rung gives each element of C to exactly one thread, and that thread adds the
 // products in a fixed order of k (slice by slice), so the bits do not depend on the thread count.
 // NaN and Inf propagate: no rung skips a zero.
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -32,7 +31,7 @@
 
 #include "common.h"
 #include "kernels.h"
-#include "simd_x86.h"
+#include "simd_x86.h"                            // x86-64 only (empty elsewhere)
 
 namespace engine {
 
@@ -116,6 +115,7 @@ static void pack_a(float* ap, const float* a, int64_t rs, int64_t cs, int64_t mc
     }
 }
 
+#if ENGINE_X86
 // pack_a for A not transposed (cs = 1) on the AVX2 and AVX-512 paths: each block of 8 rows x 8 k is moved
 // through registers and transposed there (8 loads, 24 shuffles, 8 stores), instead of 64 scalar moves. A panel
 // of MR = 6 rows fills rows 6 and 7 with copies of row 5 and writes 8 floats for each k, the last 2 of which
@@ -157,6 +157,7 @@ ENGINE_AVX2 static void pack_a_rows_avx2(float* ap, const float* a, int64_t rs, 
         }
     }
 }
+#endif  // ENGINE_X86
 
 // op(B)(k, j) = b[k * rs + j * cs]: (rs, cs) = (N, 1) for B, (1, K) for B stored transposed. Panels
 // [first_panel, end_panel) of the slice; memory is read in its own order: B row by row across the panels (one
@@ -185,6 +186,7 @@ static void pack_b(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc
     }
 }
 
+#if ENGINE_X86
 // pack_b for B not transposed (cs = 1) on the AVX2 and AVX-512 paths: every full panel row is NR / 8 moves of
 // 8 floats; a last panel narrower than NR takes the scalar loop.
 template <int NR>
@@ -201,6 +203,7 @@ ENGINE_AVX2 static void pack_b_rows_avx2(float* bp, const float* b, int64_t rs, 
     }
     if (full_end < end_panel) pack_b(bp, b, rs, 1, kc, nc, NR, std::max(full_end, first_panel), end_panel);
 }
+#endif  // ENGINE_X86
 
 // Where a micro-kernel finds A(r, k) for the rows of its tile. Packed: a packed panel, A(r, k) =
 // a[k * MR + r], constant offsets the compiler folds into each load. In place (A not transposed):
@@ -223,6 +226,7 @@ struct PanelReader {
 // panel (b_rs = NR) or B itself (b_rs = its row length). Full = every column of the tile exists; an edge
 // tile (Full = false) masks its loads and stores so nothing past the matrix is read or written. The
 // accumulators are local arrays of vectors; fully unrolled, every one of them stays in a register.
+#if ENGINE_X86
 template <bool Full, bool Packed>
 ENGINE_AVX512 static void micro_avx512(int64_t kc, PanelA pa, const float* b, int64_t b_rs, float* c,
                                        int64_t ldc, int64_t rows, int64_t cols, bool overwrite) {
@@ -361,6 +365,7 @@ ENGINE_AVX2 static void micro_avx2_half(int64_t kc, PanelA pa, const float* b, i
         _mm256_maskstore_ps(cr, m0, acc[r]);
     }
 }
+#endif  // ENGINE_X86
 
 // The portable kernel (6 x 8) in GCC's generic 4-float vectors: two SSE2 registers per row of the tile on
 // x86-64, two NEON registers on aarch64; 12 accumulators + 2 for B + 1 for A in the 16 registers. An edge tile
@@ -416,6 +421,7 @@ struct Path { MicroKernel full[2], edge[2], half[2]; Blocking blk; PackRows pack
 // (MC x KC) stays in L2. Measured on the 2-core test machine (see bench/bench_matmul.py).
 static Path path_for(Simd simd) {
     switch (simd) {
+#if ENGINE_X86
         case Simd::avx512:
             return {{micro_avx512<true, false>, micro_avx512<true, true>},
                     {micro_avx512<false, false>, micro_avx512<false, true>},
@@ -425,6 +431,7 @@ static Path path_for(Simd simd) {
             return {{micro_avx2<true, false>, micro_avx2<true, true>}, {micro_avx2<false, false>, micro_avx2<false, true>},
                     {micro_avx2_half<false>, micro_avx2_half<true>}, {6, 16, 144, 256, 4096}, pack_a_rows_avx2<6>,
                     pack_b_rows_avx2<16>};
+#endif
         default:
             return {{micro_portable<true, false>, micro_portable<true, true>},
                     {micro_portable<false, false>, micro_portable<false, true>},

@@ -3,9 +3,10 @@
 // #if defined(__x86_64__), and call it only from functions compiled for the AVX2 or AVX-512 path.
 #pragma once
 
-#include <immintrin.h>
-
 #include "common.h"
+
+#if ENGINE_X86
+#include <immintrin.h>
 
 namespace engine {
 
@@ -30,3 +31,4 @@ ENGINE_AVX2 ENGINE_INLINE void transpose8x8(__m256 (&r)[8]) {
 }
 
 }  // namespace engine
+#endif  // ENGINE_X86
