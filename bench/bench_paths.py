@@ -7,13 +7,17 @@ steps (64 -> 128), forward and forward + backward through time; fused attention 
 cross-entropy losses; the optimizer updates on 4M parameters. The engine runs each case once per SIMD path
 this CPU has (engine.set_simd), PyTorch once; the ratios are engine time / PyTorch time (< 1: engine faster).
 
-    OMP_NUM_THREADS=2 python bench/bench_paths.py                 # every path, interleaved rounds, median ratios
+    OMP_NUM_THREADS=2 python bench/bench_paths.py                 # every path (one process each), median ratios
     OMP_NUM_THREADS=2 python bench/bench_paths.py 5 gemm lstm     # 5 rounds, only the cases whose name has 'gemm' or 'lstm'
     ENGINE_SIMD=avx2 OMP_NUM_THREADS=2 python bench/bench_paths.py    # one path only
     OMP_NUM_THREADS=2 pytest bench/bench_paths.py --benchmark-only --benchmark-group-by=group
 
 The GEMM rows also print GFLOP/s for the engine, NumPy and PyTorch, and the FMA peak measured on the same path
 (engine.ladder.fma_peak: independent multiply-adds on every thread, nothing loaded).
+
+Each path runs in its own process with the peers held to the same instruction set (PEER_ENV): on the AVX2 path
+PyTorch runs its AVX2 kernels and NumPy's OpenBLAS its Haswell ones, as on an AVX2-only CPU. (The pytest form
+switches the engine's path in one process; PyTorch there keeps the ISA it chose at import.)
 """
 import functools
 import os
@@ -27,7 +31,7 @@ import bench_attention  # noqa: E402
 import bench_conv2d  # noqa: E402
 import bench_layernorm  # noqa: E402
 import bench_rnn  # noqa: E402
-from _util import assert_gemm_close, backend_or_skip, interleaved, random_f32, thread_info, timed  # noqa: E402
+from _util import assert_gemm_close, backend_or_skip, interleaved, random_f32, settings_line, timed  # noqa: E402
 
 import engine  # noqa: E402
 from engine import ladder  # noqa: E402
@@ -170,10 +174,12 @@ def _optimizer(name):
     param, grad = random_f32(ELEMENTWISE, seed=1), random_f32(ELEMENTWISE, seed=2, scale=1e-2)
     slots = [np.zeros(ELEMENTWISE, np.float32) for _ in range(3)]
     step = iter(range(1, 1 << 30))
+    # The same options on both sides: SGD with momentum, Adam without AMSGrad, RMSprop neither centered nor with
+    # momentum (so no average_grad or momentum slot), Adagrad.
     engine_step = {
         "sgd": lambda: cpu.sgd_update(param, grad, slots[0], 1e-3, 0.9),
-        "adam": lambda: cpu.adam_update(param, grad, slots[0], slots[1], slots[2], 1e-3, 0.9, 0.999, 1e-7, next(step)),
-        "rmsprop": lambda: cpu.rmsprop_update(param, grad, slots[0], slots[1], slots[2], 1e-3, 0.9, 0.0, 1e-7),
+        "adam": lambda: cpu.adam_update(param, grad, slots[0], slots[1], None, 1e-3, 0.9, 0.999, 1e-7, next(step)),
+        "rmsprop": lambda: cpu.rmsprop_update(param, grad, slots[0], None, None, 1e-3, 0.9, 0.0, 1e-7),
         "adagrad": lambda: cpu.adagrad_update(param, grad, slots[0], 1e-3, 1e-7),
     }[name]
     p = torch.nn.Parameter(torch.from_numpy(param.copy()))
@@ -243,40 +249,66 @@ def test_case(benchmark, case, impl, simd_path):
 
 # ------------------------------------------------------------------------------------------ interleaved
 
-def main(rounds=5, only=()):
-    import torch  # noqa: F401  (the cases need it)
+# What an AVX2-only CPU runs, for the peers too: the engine's AVX2 path, PyTorch's AVX2 kernels (ATen, MKL,
+# oneDNN) and OpenBLAS's Haswell kernels (NumPy). Set before the libraries load, so each path runs in its own
+# process. On an AVX-512 machine the AVX2 column then compares like with like: without these, PyTorch and
+# NumPy would keep their AVX-512 kernels while the engine ran its AVX2 ones.
+PEER_ENV = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                     "OPENBLAS_CORETYPE": "Haswell"},
+            "avx512": {}, "portable": {}}
+
+
+def measure(rounds, only):
+    """This process's path (ENGINE_SIMD or the detected one): {case: medians in seconds}, the FMA peak, and
+    which ISA PyTorch runs."""
+    import torch
     selected = {name: f for name, f in CASES.items() if not only or any(word in name for word in only)}
+    peak = ladder.fma_peak()                     # first, while no other library's threads are spinning
+    results = {}
+    for name, factory in selected.items():
+        results[name] = interleaved({name: factory()}, rounds=rounds)[name]
+        print(f"  [{engine.info()['simd']}] {name:<44} engine {results[name]['cpu'] * 1e3:8.3f} ms   torch "
+              f"{results[name]['torch'] * 1e3:8.3f} ms   engine/torch {results[name]['cpu'] / results[name]['torch']:.2f}",
+              file=sys.stderr, flush=True)
+    return {"cases": results, "peak": peak, "torch_isa": torch.backends.cpu.get_cpu_capability(),
+            "settings": settings_line()}
+
+
+def main(rounds=5, only=()):
+    """Each path in its own process (PEER_ENV), then one table of engine/torch per path and the GEMM figures."""
+    import json
+    import subprocess
     chosen = paths()
-    print(f"engine vs PyTorch, interleaved medians of {rounds} rounds; {', '.join(f'{k}={v}' for k, v in thread_info().items())}")
-    ratios = {name: {} for name in selected}
-    gflops = {}
+    runs = {}
     for path in chosen:
-        engine.set_simd(path)
-        for name, factory in selected.items():
-            fns = factory()
-            medians = interleaved({name: fns}, rounds=rounds)[name]
-            ratios[name][path] = medians["cpu"] / medians["torch"]
-            ratios[name]["_torch_ms"] = medians["torch"] * 1e3
-            ratios[name][f"_{path}_ms"] = medians["cpu"] * 1e3
-            if name.startswith("gemm"):
-                n = int(name.split()[1].split("^")[0])
-                gflops.setdefault(path, {})[n] = {impl: 2 * n ** 3 / s / 1e9 for impl, s in medians.items()}
-            print(f"  [{path}] {name:<44} engine {medians['cpu'] * 1e3:8.3f} ms   torch {medians['torch'] * 1e3:8.3f} ms"
-                  f"   engine/torch {ratios[name][path]:.2f}", flush=True)
+        env = {**os.environ, "ENGINE_SIMD": path, **PEER_ENV[path]}
+        done = subprocess.run([sys.executable, __file__, "--measure", str(rounds), *only], env=env, check=True,
+                              stdout=subprocess.PIPE, text=True)
+        runs[path] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\nengine vs PyTorch, interleaved medians of {rounds} rounds")
+    for path, run in runs.items():
+        print(f"  {path} path: PyTorch runs its {run['torch_isa']} kernels; {run['settings']}")
     print("\nengine time / PyTorch time (< 1: engine faster)")
     print(f"  {'case':<44} " + " ".join(f"{p:>8}" for p in chosen))
-    for name in selected:
-        print(f"  {name:<44} " + " ".join(f"{ratios[name][p]:8.2f}" for p in chosen))
-    for path, rows in gflops.items():
-        engine.set_simd(path)
-        peak = ladder.fma_peak()
-        print(f"\nGEMM on the {path} path, GFLOP/s (FMA peak measured on this path: {peak:.0f})")
-        for n, cells in rows.items():
-            print(f"  {n}^3  engine {cells['cpu']:6.1f}  numpy {cells['numpy']:6.1f}  torch {cells['torch']:6.1f}   "
-                  f"engine/numpy {cells['cpu'] / cells['numpy']:.2f}  engine/peak {cells['cpu'] / peak:.2f}")
-    engine.set_simd(chosen[0])
+    for name in runs[chosen[0]]["cases"]:
+        print(f"  {name:<44} " + " ".join(
+            f"{runs[p]['cases'][name]['cpu'] / runs[p]['cases'][name]['torch']:8.2f}" for p in chosen))
+    for path, run in runs.items():
+        rows = {name: cells for name, cells in run["cases"].items() if name.startswith("gemm")}
+        if not rows:
+            continue
+        print(f"\nGEMM on the {path} path, GFLOP/s (FMA peak measured on this path: {run['peak']:.0f})")
+        for name, cells in rows.items():
+            n = int(name.split()[1].split("^")[0])
+            rate = {impl: 2 * n ** 3 / seconds / 1e9 for impl, seconds in cells.items()}
+            print(f"  {n}^3  engine {rate['cpu']:6.1f}  numpy {rate['numpy']:6.1f}  torch {rate['torch']:6.1f}   "
+                  f"engine/numpy {rate['cpu'] / rate['numpy']:.2f}  engine/peak {rate['cpu'] / run['peak']:.2f}")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(int(args[0]) if args and args[0].isdigit() else 5, tuple(a for a in args if not a.isdigit()))
+    if args and args[0] == "--measure":
+        import json
+        print(json.dumps(measure(int(args[1]), tuple(args[2:]))))
+    else:
+        main(int(args[0]) if args and args[0].isdigit() else 5, tuple(a for a in args if not a.isdigit()))
