@@ -4,7 +4,8 @@
 //
 // Each activation is a pair of small functors: Fwd(x) -> y, and Grad(x, y) -> dy/dx (given x and y =
 // f(x), using whichever is cheaper). map_forward / map_backward run them over an array: one contiguous
-// chunk per thread, each chunk a plain loop compiled for the CPU's SIMD path (simd_chunks). No intrinsics: exp, expm1, log1p, sigmoid, tanh and the normal CDF (the exact gelu) come
+// chunk per thread, each chunk a plain loop compiled for the CPU's SIMD path (simd_chunks). No intrinsics:
+// exp, expm1, log1p, sigmoid, tanh and the normal CDF (the exact gelu) come
 // from vector_math.h, written so that the loops vectorise.
 #include <algorithm>
 #include <cmath>
@@ -107,7 +108,9 @@ struct Silu {
 };
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, exact for small.
 struct Softplus {
-    float operator()(float v) const { return (v > 0.0f ? v : 0.0f) + log1p_f(exp_nonpositive_f(v > 0.0f ? -v : v)); }
+    float operator()(float v) const {
+        return (v > 0.0f ? v : 0.0f) + log1p_unit_f(exp_nonpositive_f(-__builtin_fabsf(v)));
+    }
     float operator()(float v, float) const { return sigmoid_f(v); }
     static constexpr int64_t cost = kCostTranscendental;
 };

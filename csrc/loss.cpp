@@ -86,8 +86,7 @@ void sigmoid_cross_entropy_forward(float* loss, const float* logits, const float
         const float* __restrict z = logits + lo;
         const float* __restrict t = targets + lo;
         for (int64_t i = 0; i < hi - lo; i++) {
-            const float az = z[i] < 0.0f ? -z[i] : z[i];
-            l[i] = (z[i] > 0.0f ? z[i] : 0.0f) - z[i] * t[i] + log1p_f(exp_nonpositive_f(-az));
+            l[i] = (z[i] > 0.0f ? z[i] : 0.0f) - z[i] * t[i] + log1p_unit_f(exp_nonpositive_f(-__builtin_fabsf(z[i])));
         }
     });
 }
