@@ -8,8 +8,10 @@
 //
 // Max pooling keeps, per output, the input position h * W + w it came from (argmax, int32): the first
 // maximum of the window in row-major order, or the first NaN (NaN propagates). The backward adds each
-// output's gradient to that position (walking the window again, so that it vectorises). Threads: OpenMP over images (or over output rows in the forward);
-// an image is only ever written by one thread, in a fixed order: the bits do not depend on the thread count.
+// output's gradient to that position (walking the window again, so that it vectorises). Every loop over
+// channels is compiled for the active SIMD path. Threads: OpenMP over images (over output rows in the
+// forward); an output or an image is only ever written by one thread, in a fixed order: the bits do not
+// depend on the thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -31,14 +33,16 @@ static inline Span window(const Window2d& g, int64_t oh, int64_t ow) {
     return {std::max<int64_t>(top, 0), std::min(g.H, top + g.KH), std::max<int64_t>(left, 0), std::min(g.W, left + g.KW)};
 }
 
-// body(n, o, s) for every output pixel o = (n * OH + oh) * OW + ow and its clipped window s; OpenMP over
-// output rows (each output is written by one thread).
+// body(n, o, s) for every output pixel o = (n * OH + oh) * OW + ow and its clipped window s: the output rows
+// in one chunk per thread (each output is written by one thread), each chunk compiled for the active SIMD path.
 template <class Body>
-static void each_output(const Window2d& g, Body body) {
-    #pragma omp parallel for collapse(2) schedule(static) if (parallel_worth_it(g.N * g.OH * g.OW * g.C * g.KH * g.KW))
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t oh = 0; oh < g.OH; oh++)
-            for (int64_t ow = 0; ow < g.OW; ow++) body(n, (n * g.OH + oh) * g.OW + ow, window(g, oh, ow));
+static void each_output(const Window2d& g, const Body& body) {
+    simd_chunks(g.N * g.OH, g.OW * g.C * g.KH * g.KW, [&](int64_t lo, int64_t hi) {
+        for (int64_t row = lo; row < hi; row++) {
+            const int64_t n = row / g.OH, oh = row % g.OH;
+            for (int64_t ow = 0; ow < g.OW; ow++) body(n, row * g.OW + ow, window(g, oh, ow));
+        }
+    });
 }
 
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Window2d& g) {
@@ -147,7 +151,7 @@ void avgpool2d_forward(float* y, const float* x, const Window2d& g) {
 void avgpool2d_backward(float* dx, const float* dy, const Window2d& g) {
     const int64_t C = g.C, outputs = g.OH * g.OW * C;
     #pragma omp parallel for schedule(static) if (parallel_worth_it(g.N * g.OH * g.OW * C * g.KH * g.KW) && g.N > 1)
-    for (int64_t n = 0; n < g.N; n++) {
+    for (int64_t n = 0; n < g.N; n++) simd_dispatch([&] {     // one image, compiled for the active SIMD path
         float* dxi = dx + n * g.H * g.W * C;
         std::fill(dxi, dxi + g.H * g.W * C, 0.0f);
         for (int64_t oh = 0; oh < g.OH; oh++)
@@ -161,7 +165,7 @@ void avgpool2d_backward(float* dx, const float* dy, const Window2d& g) {
                         for (int64_t c = 0; c < C; c++) d[c] += share[c] / count;
                     }
             }
-    }
+    });
 }
 
 }  // namespace engine
