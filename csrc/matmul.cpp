@@ -666,9 +666,13 @@ void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const f
 // Bias add, y[n, d] = x[n, d] + bias[d], and its bias gradient dbias[d] = sum_n dy[n, d].
 
 void bias_add_forward(float* y, const float* x, const float* bias, int64_t N, int64_t D) {
-    #pragma omp parallel for schedule(static) if (parallel_worth_it(N * D))
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t d = 0; d < D; d++) y[n * D + d] = x[n * D + d] + bias[d];
+    simd_chunks(N, D, [&](int64_t lo, int64_t hi) {
+        for (int64_t n = lo; n < hi; n++) {
+            float* __restrict yn = y + n * D;
+            const float* __restrict xn = x + n * D;
+            for (int64_t d = 0; d < D; d++) yn[d] = xn[d] + bias[d];
+        }
+    });
 }
 
 void bias_add_backward(float* dbias, const float* dy, int64_t N, int64_t D) {
@@ -676,13 +680,13 @@ void bias_add_backward(float* dbias, const float* dy, int64_t N, int64_t D) {
     constexpr int64_t band = 64;
     const int64_t bands = (D + band - 1) / band;
     #pragma omp parallel for schedule(static) if (parallel_worth_it(N * D) && bands > 1)
-    for (int64_t t = 0; t < bands; t++) {
+    for (int64_t t = 0; t < bands; t++) simd_dispatch([&] {
         const int64_t d0 = t * band, d1 = std::min(D, d0 + band);
         double sum[band] = {};                   // double: N may be a large batch
         for (int64_t n = 0; n < N; n++)
             for (int64_t d = d0; d < d1; d++) sum[d - d0] += dy[n * D + d];
         for (int64_t d = d0; d < d1; d++) dbias[d] = static_cast<float>(sum[d - d0]);
-    }
+    });
 }
 
 }  // namespace engine
