@@ -7,7 +7,7 @@
 //             are sums over rows: each block of kRowBlock rows (a fixed size, not one per thread) sums into its
 //             own partial row, then the partials are added block by block, in order: the bits do not depend
 //             on the thread count.
-// No intrinsics: the row loops are compiled once per SIMD path and vectorise.
+// No intrinsics: the row loops are compiled once per SIMD path (simd_chunks, simd_dispatch) and vectorise.
 #include <omp.h>
 
 #include <algorithm>
@@ -60,34 +60,6 @@ ENGINE_INLINE void backward_rows(float* __restrict dx, float* __restrict pg, flo
     }
 }
 
-ENGINE_AVX512 ENGINE_FLATTEN void forward_avx512(float* y, float* mean, float* rstd, const float* x, const float* g,
-                                                 const float* b, int64_t lo, int64_t hi, int64_t D, float eps, bool rms) {
-    forward_rows(y, mean, rstd, x, g, b, lo, hi, D, eps, rms);
-}
-ENGINE_AVX2 ENGINE_FLATTEN void forward_avx2(float* y, float* mean, float* rstd, const float* x, const float* g,
-                                             const float* b, int64_t lo, int64_t hi, int64_t D, float eps, bool rms) {
-    forward_rows(y, mean, rstd, x, g, b, lo, hi, D, eps, rms);
-}
-ENGINE_FLATTEN void forward_portable(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b,
-                                     int64_t lo, int64_t hi, int64_t D, float eps, bool rms) {
-    forward_rows(y, mean, rstd, x, g, b, lo, hi, D, eps, rms);
-}
-
-ENGINE_AVX512 ENGINE_FLATTEN void backward_avx512(float* dx, float* pg, float* pb, const float* dy, const float* x,
-                                                  const float* mean, const float* rstd, const float* g, int64_t lo,
-                                                  int64_t hi, int64_t D, bool rms) {
-    backward_rows(dx, pg, pb, dy, x, mean, rstd, g, lo, hi, D, rms);
-}
-ENGINE_AVX2 ENGINE_FLATTEN void backward_avx2(float* dx, float* pg, float* pb, const float* dy, const float* x,
-                                              const float* mean, const float* rstd, const float* g, int64_t lo,
-                                              int64_t hi, int64_t D, bool rms) {
-    backward_rows(dx, pg, pb, dy, x, mean, rstd, g, lo, hi, D, rms);
-}
-ENGINE_FLATTEN void backward_portable(float* dx, float* pg, float* pb, const float* dy, const float* x, const float* mean,
-                                      const float* rstd, const float* g, int64_t lo, int64_t hi, int64_t D, bool rms) {
-    backward_rows(dx, pg, pb, dy, x, mean, rstd, g, lo, hi, D, rms);
-}
-
 }  // namespace
 
 void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma, const float* beta,
@@ -95,11 +67,8 @@ void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, cons
     std::vector<float> ones, zeros;                       // stand-ins for an absent gamma or beta
     if (!gamma) gamma = (ones.assign(D, 1.0f), ones.data());
     if (!beta || rms) beta = (zeros.assign(D, 0.0f), zeros.data());
-    const Simd simd = simd_active();
-    parallel_chunks(N, 4 * D, [&](int64_t lo, int64_t hi) {
-        if (simd == Simd::avx512) forward_avx512(y, mean, rstd, x, gamma, beta, lo, hi, D, epsilon, rms);
-        else if (simd == Simd::avx2) forward_avx2(y, mean, rstd, x, gamma, beta, lo, hi, D, epsilon, rms);
-        else forward_portable(y, mean, rstd, x, gamma, beta, lo, hi, D, epsilon, rms);
+    simd_chunks(N, 4 * D, [&](int64_t lo, int64_t hi) {
+        forward_rows(y, mean, rstd, x, gamma, beta, lo, hi, D, epsilon, rms);
     });
 }
 
@@ -109,15 +78,11 @@ void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
     if (!gamma) gamma = (ones.assign(D, 1.0f), ones.data());
     const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
     std::vector<float> pg(blocks * D, 0.0f), pb(blocks * D, 0.0f);     // per block partial dgamma, dbeta
-    const Simd simd = simd_active();
     #pragma omp parallel for schedule(static) if (blocks > 1 && parallel_worth_it(N * D, 8))
-    for (int64_t k = 0; k < blocks; k++) {
+    for (int64_t k = 0; k < blocks; k++) simd_dispatch([&] {
         const int64_t lo = k * kRowBlock, hi = std::min(N, lo + kRowBlock);
-        float *g = pg.data() + k * D, *b = pb.data() + k * D;
-        if (simd == Simd::avx512) backward_avx512(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
-        else if (simd == Simd::avx2) backward_avx2(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
-        else backward_portable(dx, g, b, dy, x, mean, rstd, gamma, lo, hi, D, rms);
-    }
+        backward_rows(dx, pg.data() + k * D, pb.data() + k * D, dy, x, mean, rstd, gamma, lo, hi, D, rms);
+    });
     std::vector<double> sg(D, 0.0), sb(D, 0.0);
     parallel_chunks(D, 2 * blocks, [&](int64_t lo, int64_t hi) {   // columns apart; blocks in order
         for (int64_t k = 0; k < blocks; k++)                           // block rows one after another: unit stride

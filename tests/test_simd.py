@@ -28,16 +28,16 @@ REGISTER = {"avx2": "%ymm", "avx512": "%zmm"}
 
 @functools.lru_cache(maxsize=1)
 def functions():
-    """{demangled name: its instructions} for every function in engine._cpu."""
+    """[(demangled name, its instructions)] for every function in engine._cpu (a static function that several
+    files include, such as rnn.h's products, appears once per copy)."""
     listing = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", engine._cpu.__file__],
                              capture_output=True, text=True, check=True).stdout
-    out, name = {}, None
+    out = []
     for line in listing.splitlines():
         if line.endswith(">:"):
-            name = line.split("<", 1)[1][:-2]
-            out[name] = []
-        elif name is not None and "\t" in line:
-            out[name].append(line)
+            out.append((line.split("<", 1)[1][:-2], []))
+        elif out and "\t" in line:
+            out[-1][1].append(line)
     return out
 
 
@@ -72,7 +72,7 @@ def path_of(name):
 @needs_objdump
 def test_the_parser_finds_the_dispatched_bodies():
     # The check below is only as good as this count: every family dispatches somewhere.
-    bodies = [name for name in functions() if path_of(name)]
+    bodies = [name for name, _ in functions() if path_of(name)]
     for family in ("map_forward", "map_backward", "bias_activation_tile", "micro_avx2", "micro_avx512",
                    "lstm_step", "gru_back", "simple_step", "softmax_rows", "log_softmax_backward", "maxpool2d_backward",
                    "batchnorm_forward", "transform_kernel", "input_transform", "forward_avx2", "backward_avx512",
@@ -88,7 +88,7 @@ def test_the_parser_finds_the_dispatched_bodies():
 @needs_objdump
 def test_only_dispatched_functions_use_wide_registers():
     # An undispatched function runs on every CPU: AVX2/AVX-512 code there would crash an older one.
-    offenders = [name for name, code in functions().items()
+    offenders = [name for name, code in functions()
                  if path_of(name) is None and any("%ymm" in line or "%zmm" in line for line in code)]
     assert not offenders, f"wide SIMD outside the dispatched functions: {sorted(offenders)[:5]}"
 
@@ -96,7 +96,7 @@ def test_only_dispatched_functions_use_wide_registers():
 @needs_objdump
 def test_every_dispatched_body_uses_its_paths_registers():
     scalar = []
-    for name, code in functions().items():
+    for name, code in functions():
         path = path_of(name)
         if path is None or any(key in name for key in SCALAR_BY_NATURE):
             continue
