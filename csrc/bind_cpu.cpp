@@ -40,6 +40,19 @@ int64_t product(Shape::const_iterator first, Shape::const_iterator last) {
     return std::accumulate(first, last, int64_t{1}, std::multiplies<int64_t>());
 }
 
+// A new float32 array whose data starts on a 64-byte boundary (NumPy only promises 16). Every kernel output is
+// made this way: a 16-byte offset made every other 32-byte store of the AVX2 loops straddle two cache lines
+// (tanh's backward ran 1.2x PyTorch's time on 4M values), and the recurrent kernels' threads write neighbouring
+// bands of every row, which must not share cache lines. A view into a slightly larger array, which it keeps
+// alive as its base.
+Array cache_aligned(const Shape& shape) {
+    const int64_t n = product(shape.begin(), shape.end());
+    Array whole(Shape{static_cast<py::ssize_t>(n + 16)});
+    float* p = whole.mutable_data();
+    const auto skip = static_cast<int64_t>((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 / sizeof(float));
+    return Array(shape, p + skip, whole);
+}
+
 // A float32 NumPy array, made C-contiguous (copied only when it is not). Anything else: TypeError.
 Array input(const py::handle& obj, const std::string& where, const char* name) {
     if (!py::isinstance<py::array>(obj))
@@ -116,7 +129,7 @@ Array py_matmul_forward(py::handle a_obj, py::handle b_obj, bool trans_a, bool t
     const std::string where = "matmul_forward";
     Array a = input(a_obj, where, "a"), b = input(b_obj, where, "b");
     const MatmulShape s = matmul_shape(where, a, b, trans_a, trans_b);
-    Array c(s.out);
+    Array c = cache_aligned(s.out);
     {
         py::gil_scoped_release nogil;
         engine::matmul_forward_batched(c.mutable_data(), a.data(), b.data(), s.batch, s.a_step, s.b_step, s.M * s.N, s.M,
@@ -133,7 +146,7 @@ py::tuple py_matmul_backward(py::handle dc_obj, py::handle a_obj, py::handle b_o
     const MatmulShape s = matmul_shape(where, a, b, ta, tb);
     ENGINE_CHECK(shape_of(dc) == s.out, where.c_str(), "expected dc of shape ", shape_str(s.out),
                  " (the forward output). Received: dc.shape=", shape_str(shape_of(dc)));
-    Array da(shape_of(a)), db(shape_of(b));
+    Array da = cache_aligned(shape_of(a)), db = cache_aligned(shape_of(b));
     const int64_t M = s.M, N = s.N, K = s.K, dc_step = M * N;
     const int64_t da_step = s.a_shared ? 0 : M * K, db_step = s.b_shared ? 0 : K * N;
     {
@@ -161,7 +174,7 @@ Array py_matmul_rung(const std::string& where, Rung rung, py::handle a_obj, py::
     ENGINE_CHECK(a.ndim() == 2 && b.ndim() == 2, where.c_str(), "expected 2-D a and b. Received: a.shape=",
                  shape_str(shape_of(a)), ", b.shape=", shape_str(shape_of(b)));
     const MatmulShape s = matmul_shape(where, a, b, false, false);
-    Array c(s.out);
+    Array c = cache_aligned(s.out);
     {
         py::gil_scoped_release nogil;
         if (s.K == 0)
@@ -178,7 +191,7 @@ Array py_bias_add_forward(py::handle x_obj, py::handle bias_obj) {
     ENGINE_CHECK(x.ndim() >= 1 && bias.ndim() == 1 && bias.shape(0) == x.shape(x.ndim() - 1), where.c_str(),
                  "expected bias of shape (D,) for x of shape (..., D). Received: x.shape=", shape_str(shape_of(x)),
                  ", bias.shape=", shape_str(shape_of(bias)));
-    Array y(shape_of(x));
+    Array y = cache_aligned(shape_of(x));
     const int64_t D = bias.shape(0), N = D ? x.size() / D : 0;
     {
         py::gil_scoped_release nogil;
@@ -193,7 +206,7 @@ py::tuple py_bias_add_backward(py::handle dy_obj) {
     ENGINE_CHECK(dy.ndim() >= 1, where.c_str(), "expected dy of shape (..., D). Received: dy.shape=",
                  shape_str(shape_of(dy)));
     const int64_t D = dy.shape(dy.ndim() - 1), N = D ? dy.size() / D : 0;
-    Array dbias(Shape{D});
+    Array dbias = cache_aligned(Shape{D});
     {
         py::gil_scoped_release nogil;
         engine::bias_add_backward(dbias.mutable_data(), dy.data(), N, D);
@@ -246,7 +259,7 @@ py::tuple py_dense_forward(py::handle x_obj, py::handle w_obj, py::handle bias_o
     }
     float param = 0.0f;
     const engine::Act act = activation_by_name(where, activation, negative_slope, alpha, &param);
-    Array y(s.out);
+    Array y = cache_aligned(s.out);
     Array z = engine::activation_needs_input(act, param) ? Array(s.out) : y;
     {
         py::gil_scoped_release nogil;
@@ -268,7 +281,7 @@ py::tuple py_dense_backward(py::handle dy_obj, py::handle x_obj, py::handle w_ob
     check_same_shape(where, "z", z, "dy", dy);
     float param = 0.0f;
     const engine::Act act = activation_by_name(where, activation, negative_slope, alpha, &param);
-    Array dx(shape_of(x)), dw(shape_of(w));
+    Array dx = cache_aligned(shape_of(x)), dw = cache_aligned(shape_of(w));
     py::object dbias = py::none();
     Array dbias_array;
     if (use_bias) {
@@ -290,7 +303,7 @@ using Backward = std::function<void(float*, const float*, const float*, const fl
 
 Array run_forward(const std::string& where, py::handle x_obj, const Forward& kernel) {
     Array x = input(x_obj, where, "x");
-    Array y(shape_of(x));
+    Array y = cache_aligned(shape_of(x));
     {
         py::gil_scoped_release nogil;
         kernel(y.mutable_data(), x.data(), x.size());
@@ -303,7 +316,7 @@ Array run_backward(const std::string& where, py::handle dy_obj, py::handle x_obj
     Array dy = input(dy_obj, where, "dy"), x = input(x_obj, where, "x"), y = input(y_obj, where, "y");
     check_same_shape(where, "dy", dy, "x", x);
     check_same_shape(where, "y", y, "x", x);
-    Array dx(shape_of(x));
+    Array dx = cache_aligned(shape_of(x));
     {
         py::gil_scoped_release nogil;
         kernel(dx.mutable_data(), dy.data(), x.data(), y.data(), x.size());
@@ -344,7 +357,7 @@ using AxisBackward = void (*)(float*, const float*, const float*, int64_t, int64
 Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, const py::object& axis) {
     Array x = input(x_obj, where, "x");
     const AxisView v = axis_view(where, x, axis);
-    Array y(shape_of(x));
+    Array y = cache_aligned(shape_of(x));
     {
         py::gil_scoped_release nogil;
         if (x.size() > 0) kernel(y.mutable_data(), x.data(), v.A, v.D, v.B);
@@ -357,7 +370,7 @@ Array run_axis_backward(const std::string& where, AxisBackward kernel, py::handl
     Array dy = input(dy_obj, where, "dy"), y = input(y_obj, where, "y");
     check_same_shape(where, "dy", dy, "y", y);
     const AxisView v = axis_view(where, y, axis);
-    Array dx(shape_of(y));
+    Array dx = cache_aligned(shape_of(y));
     {
         py::gil_scoped_release nogil;
         if (y.size() > 0) kernel(dx.mutable_data(), dy.data(), y.data(), v.A, v.D, v.B);
@@ -443,7 +456,7 @@ Array run_reduce_forward(const std::string& where, ReduceForward kernel, py::han
     Array x = input(x_obj, where, "x");
     const ReducePlan p = reduce_plan(where, x, axis);
     Array xp = planned(x, p);
-    Array y(keepdims ? p.keep : p.out);
+    Array y = cache_aligned(keepdims ? p.keep : p.out);
     {
         py::gil_scoped_release nogil;
         kernel(y.mutable_data(), xp.data(), p.A, p.R, p.B);
@@ -477,7 +490,7 @@ Array run_reduce_backward(const std::string& where, ReduceBackward kernel, py::h
     Array x = input(x_obj, where, "x");
     const ReducePlan p = reduce_plan(where, x, axis);
     Array dy = check_dy(where, dy_obj, p);
-    Array dx(Shape{p.A * p.R * p.B});
+    Array dx = cache_aligned(Shape{p.A * p.R * p.B});
     {
         py::gil_scoped_release nogil;
         kernel(dx.mutable_data(), dy.data(), p.A, p.R, p.B);
@@ -494,7 +507,7 @@ Array py_max_backward(py::handle dy_obj, py::handle x_obj, py::handle y_obj, con
     ENGINE_CHECK(shape_of(y) == shape_of(dy), where.c_str(), "expected y of shape ", shape_str(shape_of(dy)),
                  " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
     Array xp = planned(x, p);
-    Array dx(Shape{p.A * p.R * p.B});
+    Array dx = cache_aligned(Shape{p.A * p.R * p.B});
     {
         py::gil_scoped_release nogil;
         engine::max_backward(dx.mutable_data(), dy.data(), xp.data(), y.data(), p.A, p.R, p.B);
@@ -540,7 +553,7 @@ py::tuple py_softmax_cross_entropy_forward(py::handle logits_obj, py::handle tar
     Array targets = input(targets_obj, where, "targets");
     check_same_shape(where, "targets", targets, "logits", logits);
     const int64_t N = logits.shape(0), C = logits.shape(1);
-    Array loss(Shape{N}), probs(shape_of(logits));
+    Array loss = cache_aligned(Shape{N}), probs = cache_aligned(shape_of(logits));
     {
         py::gil_scoped_release nogil;
         engine::softmax_cross_entropy_forward(loss.mutable_data(), probs.mutable_data(), logits.data(), targets.data(),
@@ -556,7 +569,7 @@ Array py_softmax_cross_entropy_backward(py::handle dloss_obj, py::handle probs_o
     check_same_shape(where, "targets", targets, "probs", probs);
     check_rows(where, probs);
     check_dloss(where, dloss, probs);
-    Array dlogits(shape_of(probs));
+    Array dlogits = cache_aligned(shape_of(probs));
     {
         py::gil_scoped_release nogil;
         engine::softmax_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), probs.data(), targets.data(),
@@ -571,7 +584,7 @@ py::tuple py_sparse_softmax_cross_entropy_forward(py::handle logits_obj, py::han
     check_rows(where, logits);
     Labels labels = class_ids(where, labels_obj, logits);
     const int64_t N = logits.shape(0), C = logits.shape(1);
-    Array loss(Shape{N}), probs(shape_of(logits));
+    Array loss = cache_aligned(Shape{N}), probs = cache_aligned(shape_of(logits));
     {
         py::gil_scoped_release nogil;
         engine::sparse_softmax_cross_entropy_forward(loss.mutable_data(), probs.mutable_data(), logits.data(),
@@ -586,7 +599,7 @@ Array py_sparse_softmax_cross_entropy_backward(py::handle dloss_obj, py::handle 
     check_rows(where, probs);
     Labels labels = class_ids(where, labels_obj, probs);
     check_dloss(where, dloss, probs);
-    Array dlogits(shape_of(probs));
+    Array dlogits = cache_aligned(shape_of(probs));
     {
         py::gil_scoped_release nogil;
         engine::sparse_softmax_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), probs.data(),
@@ -599,7 +612,7 @@ Array py_sigmoid_cross_entropy_forward(py::handle logits_obj, py::handle targets
     const std::string where = "sigmoid_cross_entropy_forward";
     Array logits = input(logits_obj, where, "logits"), targets = input(targets_obj, where, "targets");
     check_same_shape(where, "targets", targets, "logits", logits);
-    Array loss(shape_of(logits));
+    Array loss = cache_aligned(shape_of(logits));
     {
         py::gil_scoped_release nogil;
         engine::sigmoid_cross_entropy_forward(loss.mutable_data(), logits.data(), targets.data(), logits.size());
@@ -613,7 +626,7 @@ Array py_sigmoid_cross_entropy_backward(py::handle dloss_obj, py::handle logits_
           targets = input(targets_obj, where, "targets");
     check_same_shape(where, "targets", targets, "logits", logits);
     check_same_shape(where, "dloss", dloss, "logits", logits);
-    Array dlogits(shape_of(logits));
+    Array dlogits = cache_aligned(shape_of(logits));
     {
         py::gil_scoped_release nogil;
         engine::sigmoid_cross_entropy_backward(dlogits.mutable_data(), dloss.data(), logits.data(), targets.data(),
@@ -691,7 +704,7 @@ Array py_embedding_forward(py::handle ids_obj, py::handle table_obj) {
     Ids ids = token_ids(where, ids_obj, table.shape(0));
     Shape out = shape_of(ids);
     out.push_back(table.shape(1));
-    Array y(out);
+    Array y = cache_aligned(out);
     {
         py::gil_scoped_release nogil;
         engine::embedding_forward(y.mutable_data(), table.data(), ids.data(), ids.size(), table.shape(1));
@@ -712,7 +725,7 @@ Array py_embedding_backward(py::handle dy_obj, py::handle ids_obj, py::object nu
                  "expected dy of shape ids.shape + (D,). Received: dy.shape=", shape_str(shape_of(dy)),
                  ", ids.shape=", shape_str(expected));
     const int64_t D = dy.shape(dy.ndim() - 1);
-    Array dtable(Shape{num_rows, D});
+    Array dtable = cache_aligned(Shape{num_rows, D});
     {
         py::gil_scoped_release nogil;
         engine::embedding_backward(dtable.mutable_data(), dy.data(), ids.data(), ids.size(), num_rows, D);
@@ -791,7 +804,7 @@ using AttentionRung = void (*)(float*, float*, float*, const float*, const float
 // An output of shape (B, N, T, S) that is computed only on request: (the array or None, its data or nullptr).
 std::pair<py::object, float*> optional_scores(bool wanted, const engine::AttentionArgs& g) {
     if (!wanted) return {py::none(), nullptr};
-    Array a(Shape{g.B, g.N, g.T, g.S});
+    Array a = cache_aligned(Shape{g.B, g.N, g.T, g.S});
     float* data = a.mutable_data();
     return {a, data};
 }
@@ -800,7 +813,7 @@ py::tuple py_attention_forward(const std::string& where, AttentionRung rung, py:
                                py::handle mask, py::handle bias, py::handle scale, bool is_causal, bool return_weights) {
     AttentionCall c = attention_call(where, q, k, v, mask, bias, scale, is_causal);
     const engine::AttentionArgs& g = c.args;
-    Array o(Shape{g.B, g.T, g.N, g.HV}), lse(Shape{g.B, g.N, g.T});
+    Array o = cache_aligned(Shape{g.B, g.T, g.N, g.HV}), lse = cache_aligned(Shape{g.B, g.N, g.T});
     auto [weights, w] = optional_scores(return_weights, g);
     {
         py::gil_scoped_release nogil;
@@ -820,7 +833,7 @@ py::tuple py_attention_backward(py::handle do_obj, py::handle q, py::handle k, p
                                   {"o", &o, Shape{g.B, g.T, g.N, g.HV}}, {"lse", &lse, Shape{g.B, g.N, g.T}}})
         ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
                      ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
-    Array dq(shape_of(c.q)), dk(shape_of(c.k)), dv(shape_of(c.v));
+    Array dq = cache_aligned(shape_of(c.q)), dk = cache_aligned(shape_of(c.k)), dv = cache_aligned(shape_of(c.v));
     auto [dbias, db] = optional_scores(bias_grad, g);
     {
         py::gil_scoped_release nogil;
@@ -868,7 +881,7 @@ py::tuple py_layer_norm_forward(py::handle x_obj, py::handle gamma_obj, py::hand
     const float *gamma, *beta;
     Array ga = optional_row(where, "gamma", gamma_obj, D, &gamma), ba = optional_row(where, "beta", beta_obj, D, &beta);
     const Shape rows(x.shape(), x.shape() + x.ndim() - 1);
-    Array y(shape_of(x)), mean(rows), rstd(rows);
+    Array y = cache_aligned(shape_of(x)), mean = cache_aligned(rows), rstd = cache_aligned(rows);
     {
         py::gil_scoped_release nogil;
         engine::layer_norm_forward(y.mutable_data(), mean.mutable_data(), rstd.mutable_data(), x.data(), gamma, beta, N,
@@ -890,7 +903,7 @@ py::tuple py_layer_norm_backward(py::handle dy_obj, py::handle x_obj, py::handle
                                   {"rstd", &rstd, rows}})
         ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
                      ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
-    Array dx(shape_of(x)), dgamma(Shape{D}), dbeta(Shape{D});
+    Array dx = cache_aligned(shape_of(x)), dgamma = cache_aligned(Shape{D}), dbeta = cache_aligned(Shape{D});
     {
         py::gil_scoped_release nogil;
         engine::layer_norm_backward(dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), dy.data(), x.data(),
@@ -911,7 +924,7 @@ void def_attention_ladder(py::module_& ladder) {
             Array x = input(x_obj, where, "x");
             ENGINE_CHECK(x.ndim() == 2 && x.shape(1) > 0, where.c_str(),
                          "expected x of shape (N, D) with D >= 1. Received: x.shape=", shape_str(shape_of(x)));
-            Array y(shape_of(x));
+            Array y = cache_aligned(shape_of(x));
             py::gil_scoped_release nogil;
             rung(y.mutable_data(), x.data(), x.shape(0), x.shape(1));
             return y;
@@ -968,17 +981,6 @@ std::pair<OptionalArray, OptionalArray> rnn_masks(const std::string& where, cons
 }
 
 const float* data_or_null(const OptionalArray& a) { return a ? a->data() : nullptr; }
-
-// A new float32 array whose data starts on a 64-byte boundary (NumPy only promises 16): the recurrent kernels'
-// threads write neighbouring bands of every row, and must not share cache lines. A view into a slightly
-// larger array, which it keeps alive as its base.
-Array cache_aligned(const Shape& shape) {
-    const int64_t n = product(shape.begin(), shape.end());
-    Array whole(Shape{static_cast<py::ssize_t>(n + 16)});
-    float* p = whole.mutable_data();
-    const auto skip = static_cast<int64_t>((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 / sizeof(float));
-    return Array(shape, p + skip, whole);
-}
 
 engine::RnnActivation rnn_activation(const std::string& where, const char* name, const py::object& value) {
     const std::pair<const char*, engine::RnnActivation> known[] = {
@@ -1258,7 +1260,7 @@ engine::Window2d window_geometry(const std::string& where, const py::array& x, b
 
 // An NCHW array as a new NHWC one (or the reverse: `to_first`); `a` is (N, C, S) or (N, S, C), S = H * W.
 Array swap_layout(const Array& a, int64_t N, int64_t C, int64_t S, bool to_first, const Shape& shape) {
-    Array out(shape);
+    Array out = cache_aligned(shape);
     py::gil_scoped_release nogil;
     if (to_first)
         engine::transpose_inner(out.mutable_data(), a.data(), N, S, C);
@@ -1317,7 +1319,7 @@ Array py_conv2d_forward(const std::string& where, ConvRung rung, py::handle x_ob
                      ",), one value per filter. Received: bias.shape=", shape_str(shape_of(bias)));
     }
     Array xs = nhwc_of(a.x, a.first);
-    Array y(Shape{g.N, g.OH, g.OW, a.F});
+    Array y = cache_aligned(Shape{g.N, g.OH, g.OW, a.F});
     {
         py::gil_scoped_release nogil;
         rung(y.mutable_data(), xs.data(), a.kernel.data(), bias_obj.is_none() ? nullptr : bias.data(), g, a.F);
@@ -1336,7 +1338,8 @@ py::tuple py_conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle k_o
     ENGINE_CHECK(shape_of(dy) == expected, where.c_str(), "expected dy of shape ", shape_str(expected),
                  " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
     Array xs = nhwc_of(a.x, a.first), dys = nhwc_of(dy, a.first);
-    Array dx(input_grad ? Shape{g.N, g.H, g.W, g.C} : Shape{0}), dkernel(shape_of(a.kernel)), dbias(Shape{a.F});
+    Array dx = cache_aligned(input_grad ? Shape{g.N, g.H, g.W, g.C} : Shape{0});
+    Array dkernel = cache_aligned(shape_of(a.kernel)), dbias = cache_aligned(Shape{a.F});
     {
         py::gil_scoped_release nogil;
         engine::conv2d_backward(input_grad ? dx.mutable_data() : nullptr, dkernel.mutable_data(), dbias.mutable_data(),
@@ -1386,7 +1389,7 @@ using Argmax = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 py::tuple py_maxpool2d_forward(py::handle x_obj, const py::object& pool_size, const py::object& strides,
                                const py::object& padding, const py::object& data_format) {
     PoolArgs a = pool_args("maxpool2d_forward", x_obj, pool_size, strides, padding, data_format);
-    Array y(a.out);
+    Array y = cache_aligned(a.out);
     Argmax argmax(a.out);
     {
         py::gil_scoped_release nogil;
@@ -1412,7 +1415,7 @@ Array py_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle argm
     ENGINE_CHECK(shape_of(argmax) == a.out, where.c_str(), "expected argmax of shape ", shape_str(a.out),
                  " (the forward output). Received: argmax.shape=", shape_str(shape_of(argmax)));
     const int32_t* index = argmax.data();
-    Array dx(shape_of(a.x));
+    Array dx = cache_aligned(shape_of(a.x));
     int64_t outside;
     {
         py::gil_scoped_release nogil;
@@ -1430,7 +1433,7 @@ Array py_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::handle argm
 Array py_avgpool2d_forward(py::handle x_obj, const py::object& pool_size, const py::object& strides,
                            const py::object& padding, const py::object& data_format) {
     PoolArgs a = pool_args("avgpool2d_forward", x_obj, pool_size, strides, padding, data_format);
-    Array y(a.out);
+    Array y = cache_aligned(a.out);
     {
         py::gil_scoped_release nogil;
         engine::avgpool2d_forward(y.mutable_data(), a.x.data(), a.g);
@@ -1443,7 +1446,7 @@ Array py_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py::objec
     const std::string where = "avgpool2d_backward";
     PoolArgs a = pool_args(where, x_obj, pool_size, strides, padding, data_format);
     Array dy = pool_dy(where, dy_obj, a);
-    Array dx(shape_of(a.x));
+    Array dx = cache_aligned(shape_of(a.x));
     {
         py::gil_scoped_release nogil;
         engine::avgpool2d_backward(dx.mutable_data(), dy.data(), a.g);
@@ -1477,7 +1480,7 @@ Array py_global_pool2d_forward(const std::string& where, bool is_max, py::handle
     const GlobalView v = global_view(where, x, data_format);
     ENGINE_CHECK(!is_max || v.R > 0 || v.A * v.B == 0, where.c_str(), "expected images of at least one pixel (the max "
                  "of nothing is undefined). Received: x.shape=", shape_str(shape_of(x)));
-    Array y(keepdims ? v.keep : v.out);
+    Array y = cache_aligned(keepdims ? v.keep : v.out);
     {
         py::gil_scoped_release nogil;
         (is_max ? engine::max_forward : engine::mean_forward)(y.mutable_data(), x.data(), v.A, v.R, v.B);
@@ -1490,7 +1493,7 @@ Array py_global_avgpool2d_backward(py::handle dy_obj, py::handle x_obj, const py
     Array x = input(x_obj, where, "x");
     const GlobalView v = global_view(where, x, data_format);
     Array dy = global_dy(where, dy_obj, v, keepdims);
-    Array dx(shape_of(x));
+    Array dx = cache_aligned(shape_of(x));
     {
         py::gil_scoped_release nogil;
         engine::mean_backward(dx.mutable_data(), dy.data(), v.A, v.R, v.B);
@@ -1506,7 +1509,7 @@ Array py_global_maxpool2d_backward(py::handle dy_obj, py::handle x_obj, py::hand
     Array dy = global_dy(where, dy_obj, v, keepdims), y = input(y_obj, where, "y");
     ENGINE_CHECK(y.size() == v.A * v.B, where.c_str(), "expected y of shape ", shape_str(keepdims ? v.keep : v.out),
                  " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
-    Array dx(shape_of(x));
+    Array dx = cache_aligned(shape_of(x));
     {
         py::gil_scoped_release nogil;
         engine::max_backward(dx.mutable_data(), dy.data(), x.data(), y.data(), v.A, v.R, v.B);
@@ -1548,7 +1551,7 @@ py::tuple py_batchnorm_forward(py::handle x_obj, py::handle gamma_obj, py::handl
     ENGINE_CHECK(epsilon > 0, where.c_str(), "expected epsilon > 0. Received: epsilon=", epsilon);
     ENGINE_CHECK(!training || v.A * v.B > 0, where.c_str(), "training needs at least one value per channel to take "
                  "statistics from. Received: x.shape=", shape_str(shape_of(x)));
-    Array y(shape_of(x)), mean(Shape{v.D}), inv_std(Shape{v.D});
+    Array y = cache_aligned(shape_of(x)), mean = cache_aligned(Shape{v.D}), inv_std = cache_aligned(Shape{v.D});
     {
         py::gil_scoped_release nogil;
         engine::batchnorm_forward(y.mutable_data(), mean.mutable_data(), inv_std.mutable_data(), moving_mean, moving_var,
@@ -1565,7 +1568,7 @@ py::tuple py_batchnorm_backward(py::handle dy_obj, py::handle x_obj, py::handle 
     const AxisView v = norm_view(where, x, axis);
     Array gamma = channel_array(where, "gamma", gamma_obj, v.D), mean = channel_array(where, "mean", mean_obj, v.D);
     Array inv_std = channel_array(where, "inv_std", inv_std_obj, v.D);
-    Array dx(shape_of(x)), dgamma(Shape{v.D}), dbeta(Shape{v.D});
+    Array dx = cache_aligned(shape_of(x)), dgamma = cache_aligned(Shape{v.D}), dbeta = cache_aligned(Shape{v.D});
     {
         py::gil_scoped_release nogil;
         engine::batchnorm_backward(dx.mutable_data(), dgamma.mutable_data(), dbeta.mutable_data(), dy.data(), x.data(),
