@@ -9,9 +9,9 @@ Keras-style Python on top of readable C++/OpenMP kernels, each beside the NumPy 
 
 Reading order: engine/ref/ (the math) -> engine/tensor.py and engine/ops.py (autograd) -> csrc/ (kernels).
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
-from . import backend, cuda, ops, random, ref
+from . import backend, cuda, ops, random, ref, serialization
 from . import activations, initializers, regularizers
 from . import layers, losses, metrics, optimizers, callbacks, models
 from . import datasets, visualize
@@ -27,7 +27,7 @@ _apply_environment()
 del _apply_environment
 
 __all__ = ["Tensor", "tensor", "no_grad", "is_grad_enabled", "ops", "backend", "ref", "cuda", "random",
-           "activations", "initializers", "regularizers", "layers", "losses", "metrics", "optimizers",
+           "serialization", "activations", "initializers", "regularizers", "layers", "losses", "metrics", "optimizers",
            "callbacks", "models", "datasets", "visualize",
            "set_backend", "get_backend", "use_backend", "trace", "set_seed", "set_num_threads",
            "get_num_threads", "set_simd", "info", "__version__"]

@@ -4,6 +4,7 @@ on the activation kernels (engine/ref/activation.py, csrc/activation.cpp).
     activations.get('relu')(x);  activations.get(None) is linear;  activations.serialize(fn) -> 'relu'
 """
 from . import ops
+from .serialization import lookup
 
 
 def linear(x):
@@ -77,10 +78,7 @@ def get(identifier):
         return linear
     if callable(identifier):
         return identifier
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]
-    raise ValueError(f"activations.get: expected one of {sorted(_BY_NAME)}, a callable or None. "
-                     f"Received: activation={identifier!r}")
+    return lookup("activations.get", identifier, "activation", "a callable or None", _BY_NAME)
 
 
 def serialize(activation):

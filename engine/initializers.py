@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from . import random as _random
+from .serialization import Registered, lookup
 
 # Keras truncates normals at two standard deviations; the spread of what is left is this fraction of
 # the original, so truncated draws are scaled up by its inverse to keep the requested variance.
@@ -26,8 +27,10 @@ def compute_fans(shape):
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-class Initializer:
+class Initializer(Registered):
     """Callable: initializer(shape, dtype='float32') -> a new NumPy array."""
+
+    registry_kind = "initializer"
 
     def __init__(self, seed=None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -222,14 +225,9 @@ def get(identifier):
     """A Keras name ('glorot_uniform'), class name ('GlorotUniform'), config dict, Initializer or callable."""
     if isinstance(identifier, Initializer) or (callable(identifier) and not isinstance(identifier, type)):
         return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or _BY_CLASS.get(identifier)
-        if cls is not None:
-            return cls()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _BY_CLASS:
-        return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
-    raise ValueError(f"initializers.get: expected one of {sorted(_BY_NAME)}, an Initializer or a callable. "
-                     f"Received: initializer={identifier!r}")
+    found = lookup("initializers.get", identifier, "initializer", "an Initializer, a config dict or a callable",
+                   _BY_NAME, _BY_CLASS)
+    return found() if isinstance(found, type) else found
 
 
 def serialize(initializer):

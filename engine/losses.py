@@ -11,7 +11,7 @@ Cross-entropies run on fused kernels (engine.ops.categorical_crossentropy and fr
 import numpy as np
 
 from . import ops
-from .layers.base import _snake_case
+from .serialization import Registered, lookup, snake_case
 
 _REDUCTIONS = ("sum_over_batch_size", "sum", "none", None)
 
@@ -91,13 +91,15 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
 
 # ---- classes
 
-class Loss:
+class Loss(Registered):
     """Base class: subclass and override call(y_true, y_pred) -> per-sample Tensor for a custom loss."""
+
+    registry_kind = "loss"
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: expected reduction in {_REDUCTIONS}. Received: reduction={reduction!r}")
-        self.name = name or _snake_case(type(self).__name__)
+        self.name = name or snake_case(type(self).__name__)
         self.reduction = reduction
 
     def call(self, y_true, y_pred):
@@ -223,16 +225,10 @@ def get(identifier):
     f(y_true, y_pred) -> per-sample Tensor."""
     if isinstance(identifier, Loss):
         return identifier
-    if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier) or _CLASSES.get(identifier)
-        if cls is not None:
-            return cls()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
     if callable(identifier) and not isinstance(identifier, type):
         return LossFunctionWrapper(identifier)
-    raise ValueError(f"losses.get: expected one of {sorted(_BY_NAME)}, a Loss or a function. "
-                     f"Received: loss={identifier!r}")
+    found = lookup("losses.get", identifier, "loss", "a Loss, a config dict or a function", _BY_NAME, _CLASSES)
+    return found() if isinstance(found, type) else found
 
 
 def serialize(loss):

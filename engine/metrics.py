@@ -10,10 +10,13 @@ for one-hot labels.
 import numpy as np
 
 from .losses import match_rank, weights_like
+from .serialization import Registered, lookup
 
 
-class Metric:
+class Metric(Registered):
     """Base class. Subclasses implement update_state and result; the running state is a weighted sum."""
+
+    registry_kind = "metric"
 
     def __init__(self, name=None, dtype=None):
         self.name = name or type(self).__name__.lower()
@@ -217,10 +220,9 @@ def check(identifier):
     """Raise now if `identifier` can never become a metric (compile calls this)."""
     if isinstance(identifier, Metric) or (callable(identifier) and not isinstance(identifier, type)):
         return
-    if isinstance(identifier, str) and (identifier in _ACCURACY or identifier in _BY_NAME or identifier in _CLASSES):
-        return
-    raise ValueError(f"metrics: expected one of {sorted(set(_BY_NAME) | set(_ACCURACY))}, a Metric or a function "
-                     f"f(y_true, y_pred). Received: metric={identifier!r}")
+    names = {**_BY_NAME, **dict.fromkeys(_ACCURACY)}          # 'accuracy' is resolved later, against the data
+    lookup("metrics.get", identifier, "metric", "a Metric or a function f(y_true, y_pred)", names,
+           _CLASSES if isinstance(identifier, str) else None)
 
 
 def _accuracy_for(loss, y_true, y_pred):

@@ -18,7 +18,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import random
+from . import random, serialization
 from .callbacks.base import progress_line
 from .layers.base import Layer, set_mask
 from .layers.core import InputLayer
@@ -411,6 +411,17 @@ class Model(Layer):
             (print_fn or print)(line)
 
     # ---- saving (engine/saving.py holds the file format)
+    def build_from_config(self, config):
+        """Create the weights from the saved input shape: one call on a zero batch of that shape (a subclassed
+        model makes its weights in call)."""
+        shape = config.get("input_shape")
+        if shape is None:
+            return
+        shape = tuple(shape)
+        with no_grad():
+            self(np.zeros(tuple(1 if d is None else d for d in shape), dtype=np.float32), training=False)
+        self._build_shape = shape
+
     def save(self, filepath, overwrite=True):
         """Save architecture, weights, optimizer state and compile settings to one file (a zip of JSON and
         raw arrays; never pickle). Load it with engine.models.load_model(filepath)."""
@@ -492,12 +503,17 @@ class Sequential(Model):
             raise ValueError("Sequential: the model has no layers. Add some with model.add(Dense(...))")
         return super().__call__(inputs, training=training, **kwargs)
 
+    def build_from_config(self, config):
+        shape = config.get("input_shape")
+        if shape is not None:
+            self.build(tuple(shape))
+            self._build_shape = tuple(shape)
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild from get_config(): each layer entry {'class_name', 'config'} becomes a layer again."""
-        from .saving import deserialize_layer
         config = dict(config)
-        layers = [layer if isinstance(layer, Layer) else deserialize_layer(layer, custom_objects, "Sequential.from_config")
+        layers = [layer if isinstance(layer, Layer) else serialization.deserialize(layer, custom_objects)
                   for layer in config.pop("layers", [])]
         input_shape = config.pop("input_shape", None)
         model = cls(layers=layers, **config)

@@ -6,6 +6,7 @@ regularisation"). Dense(4, kernel_regularizer='l2') or regularizers.L2(0.01).
     L1L2(l1, l2): both
 """
 from . import ops
+from .serialization import Registered, lookup
 
 
 def _factor(cls, name, value):
@@ -14,8 +15,10 @@ def _factor(cls, name, value):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Registered):
     """Callable: regularizer(weight) -> a scalar Tensor penalty."""
+
+    registry_kind = "regularizer"
 
     def __call__(self, x):
         raise NotImplementedError
@@ -61,24 +64,22 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2, "L1": L1, "L2": L2, "L1L2": L1L2}
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+_BY_CLASS = {cls.__name__: cls for cls in (L1, L2, L1L2)}
 
 
 def get(identifier):
     """None, 'l1', 'l2', 'l1_l2', a config dict, or a Regularizer."""
     if identifier is None or isinstance(identifier, Regularizer) or callable(identifier):
         return identifier
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _BY_NAME:
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
-    raise ValueError(f"regularizers.get: expected one of 'l1', 'l2', 'l1_l2', a Regularizer or None. "
-                     f"Received: regularizer={identifier!r}")
+    found = lookup("regularizers.get", identifier, "regularizer", "a Regularizer, a config dict or None",
+                   _BY_NAME, _BY_CLASS)
+    return found() if isinstance(found, type) else found
 
 
 def serialize(regularizer):
     if regularizer is None:
         return None
-    if type(regularizer).__name__ not in _BY_NAME:
+    if type(regularizer).__name__ not in _BY_CLASS:
         raise ValueError(f"regularizers.serialize: {regularizer!r} is not a built-in regularizer")
     return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}

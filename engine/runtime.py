@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from . import backend, cuda
+from ._version import __version__
 
 
 def _cpu():
@@ -37,7 +38,6 @@ def set_simd(path):
 
 def info():
     """What this engine runs on: version, active backend, threads, the SIMD path chosen at run time, CUDA."""
-    from . import __version__
     cpu = _cpu()
     return {
         "version": __version__,

@@ -29,6 +29,9 @@ import zlib
 
 import numpy as np
 
+from . import random, serialization
+from ._version import __version__
+
 MODEL_FORMAT = "engine.model"
 WEIGHTS_FORMAT = "engine.weights"
 FORMAT_VERSION = 1
@@ -36,46 +39,12 @@ MODEL_SUFFIX = ".keras"
 WEIGHTS_SUFFIX = ".weights.npz"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)         # fixed member timestamps: the same model gives the same bytes
 
-_REGISTRY = {}                            # registered name -> class
-_REGISTRY_BY_CLASS_NAME = {}              # cls.__name__ -> class (configs store type(layer).__name__)
-
-
-# --------------------------------------------------------------------------------------------- registry
-
-
-def register_serializable(name=None):
-    """Class decorator: make a custom Layer or Model loadable by load_model without custom_objects.
-
-        @engine.saving.register_serializable()
-        class Scale(Layer): ...
-
-    The class is found by `name` (default: the class name). It must rebuild from its get_config()
-    through from_config (Layer.from_config calls cls(**config))."""
-    if isinstance(name, type):                # used bare: @register_serializable
-        return register_serializable()(name)
-    if name is not None and (not isinstance(name, str) or not name):
-        raise ValueError(f"register_serializable: expected `name` to be a non-empty string or None. "
-                         f"Received: name={name!r}")
-
-    def decorator(cls):
-        if not isinstance(cls, type):
-            raise TypeError(f"register_serializable: expected a class. Received: {type(cls).__name__}")
-        _REGISTRY[name or cls.__name__] = cls
-        _REGISTRY_BY_CLASS_NAME[cls.__name__] = cls
-        return cls
-    return decorator
-
-
-def get_registered_object(name, custom_objects=None):
-    """The class saved under `name`: engine's built-in layers and models first, then custom_objects, then
-    the register_serializable registry; None when none has it."""
-    from . import layers, models
-    builtins = {n: getattr(layers, n) for n in layers.__all__ if isinstance(getattr(layers, n), type)}
-    builtins.update({"Sequential": models.Sequential, "Model": models.Model})
-    for table in (builtins, custom_objects or {}, _REGISTRY, _REGISTRY_BY_CLASS_NAME):
-        if name in table:
-            return table[name]
-    return None
+# The class registry (register_serializable, custom_object_scope, get_registered_object) lives in
+# engine/serialization.py, below the layers; it is re-exported here, where Keras users look for it.
+register_serializable = serialization.register_serializable
+custom_object_scope = serialization.custom_object_scope
+get_registered_object = serialization.get_registered_object
+get_custom_objects = serialization.get_custom_objects
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -152,56 +121,58 @@ def _weights_metadata(weights):
     return [{"name": getattr(w, "name", None), "shape": list(w.shape), "dtype": str(w.data.dtype)} for w in weights]
 
 
-def _build_shape(model):
+def build_shape(model):
     """The input shape the model was built with (batch dimension None), or None for an unbuilt model."""
-    shape = getattr(model, "_build_shape", None)
-    if shape is None and model.built and getattr(model, "_input_shape_arg", None) is not None:
-        shape = (None,) + tuple(model._input_shape_arg)
+    shape = model.get_build_config().get("input_shape") if model.built else None
     if shape is None:
         return None
     return [None] + [int(d) for d in shape[1:]]
+
+
+def write_state(where, path, model, fmt, metadata=None, members=None, optimizer=True, overwrite=True):
+    """Write a model's state as an engine zip at `path`, atomically: metadata.json ({"format": fmt,
+    "format_version", "engine_version", **metadata, "weights", and with optimizer=True "optimizer" and
+    "optimizer_arrays"}), the extra `members` ({name: bytes}), weights/00000.npy ... and (optimizer=True)
+    the optimizer's slot arrays. save_model, save_weights and BackupAndRestore all write through here."""
+    weights = model.weights
+    head = {"format": fmt, "format_version": FORMAT_VERSION, "engine_version": __version__, **(metadata or {}),
+            "weights": _weights_metadata(weights)}
+    opt_arrays = []
+    if optimizer:
+        opt_meta = None
+        if getattr(model, "optimizer", None) is not None and getattr(model, "compiled", True):
+            opt_meta, opt_arrays = model.optimizer.get_state(model.trainable_weights)
+        head.update({"optimizer": opt_meta, "optimizer_arrays": len(opt_arrays)})
+    out = {"metadata.json": _json_bytes(head), **(members or {})}
+    out.update(_array_members("weights", [w.data for w in weights]))
+    if optimizer:
+        out.update(_array_members("optimizer", opt_arrays))
+    _write_archive(where, path, out, overwrite)
 
 
 def save_model(model, filepath, overwrite=True):
     """Save the architecture (get_config), the weights, the compile settings and the optimizer state to a
     '.keras' file (engine's zip format; Keras cannot read it). load_model(filepath) rebuilds the model;
     training continued after loading gives bitwise the same weights as training continued without saving."""
-    from . import __version__
     where = "save_model"
     path = _check_path(where, filepath, (MODEL_SUFFIX,), "a model file")
-    config = model.get_config()               # raises here, before any file is touched
-    weights = model.weights
-    optimizer = getattr(model, "optimizer", None)
-    opt_meta, opt_arrays = None, []
-    if optimizer is not None and getattr(model, "compiled", False):
-        opt_meta, opt_arrays = optimizer.get_state(model.trainable_weights)
-    compile_config = getattr(model, "_compile_config", None)
-    metadata = {"format": MODEL_FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
-                "weights": _weights_metadata(weights), "optimizer": opt_meta, "optimizer_arrays": len(opt_arrays)}
-    model_config = {"class_name": type(model).__name__, "config": config, "build_shape": _build_shape(model),
-                    "compile_config": compile_config}
+    model_config = {"class_name": type(model).__name__, "config": model.get_config(),   # raises before any write
+                    "build_shape": build_shape(model), "compile_config": getattr(model, "_compile_config", None)}
     try:
-        members = {"metadata.json": _json_bytes(metadata), "config.json": _json_bytes(model_config)}
+        config = _json_bytes(model_config)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{where}: the model's config must hold only JSON values (str, numbers, lists, dicts, "
                         f"None); check get_config() of custom layers. ({err})") from None
-    members.update(_array_members("weights", [w.data for w in weights]))
-    members.update(_array_members("optimizer", opt_arrays))
-    _write_archive(where, path, members, overwrite)
+    write_state(where, path, model, MODEL_FORMAT, members={"config.json": config},
+                overwrite=overwrite)
 
 
 def save_weights(model, filepath, overwrite=True):
     """Save model.weights (in order) to a '.weights.npz' file: a zip of .npy arrays plus metadata.json
     (np.load can list it too). load_weights puts them back into a model of the same architecture."""
-    from . import __version__
     where = "save_weights"
     path = _check_path(where, filepath, (WEIGHTS_SUFFIX,), "a weights file")
-    weights = model.weights
-    metadata = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
-                "weights": _weights_metadata(weights)}
-    members = {"metadata.json": _json_bytes(metadata)}
-    members.update(_array_members("weights", [w.data for w in weights]))
-    _write_archive(where, path, members, overwrite)
+    write_state(where, path, model, WEIGHTS_FORMAT, optimizer=False, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -276,19 +247,45 @@ class _Archive:
         return self.arrays("weights", len(entries))
 
 
-def _check_weights(where, path, model, arrays):
-    """Raise ValueError unless `arrays` fit model.weights one for one (count and shapes)."""
-    weights = model.weights
-    if len(arrays) != len(weights):
-        raise ValueError(f"{where}: {path!r} was saved from a model with {len(arrays)} weights; this model has "
-                         f"{len(weights)}. Load it into a model of the same architecture (and build the model "
-                         f"first: call it on data or call model.build(input_shape))")
-    for w, a in zip(weights, arrays):
-        if a.dtype.kind not in "fiu":
-            raise ValueError(f"{where}: {path!r} holds a {a.dtype} array for weight {w.name!r}; expected numbers")
-        if tuple(a.shape) != tuple(w.shape):
-            raise ValueError(f"{where}: {path!r} holds an array of shape {tuple(a.shape)} for weight {w.name!r}, "
-                             f"which has shape {tuple(w.shape)}. Received: a model of another architecture")
+class State:
+    """What an engine zip holds of a model's state, read and checked by read_state: `metadata` (the dict of
+    metadata.json), `weights` (arrays in model.weights order), `optimizer` (the optimizer's get_state meta,
+    or None) and `optimizer_arrays`. `fail(why)` raises the ValueError that names the file."""
+
+    def __init__(self, archive, optimizer):
+        self.archive, self.metadata, self.fail = archive, archive.metadata, archive.fail
+        self.where, self.path = archive.where, archive.path
+        self.weights = archive.weight_arrays()
+        self.optimizer = self.metadata.get("optimizer") if optimizer else None
+        self.optimizer_arrays = [] if self.optimizer is None else \
+            archive.arrays("optimizer", archive.count("optimizer_arrays"))
+
+    def check_weights(self, model):
+        """Raise ValueError unless the weights fit model.weights one for one (count and shapes)."""
+        weights = model.weights
+        where, path, arrays = self.where, self.path, self.weights
+        if len(arrays) != len(weights):
+            raise ValueError(f"{where}: {path!r} was saved from a model with {len(arrays)} weights; this model "
+                             f"has {len(weights)}. Load it into a model of the same architecture (and build the "
+                             f"model first: call it on data or call model.build(input_shape))")
+        for w, a in zip(weights, arrays):
+            if a.dtype.kind not in "fiu":
+                raise ValueError(f"{where}: {path!r} holds a {a.dtype} array for weight {w.name!r}; expected numbers")
+            if tuple(a.shape) != tuple(w.shape):
+                raise ValueError(f"{where}: {path!r} holds an array of shape {tuple(a.shape)} for weight "
+                                 f"{w.name!r}, which has shape {tuple(w.shape)}. Received: a model of another "
+                                 f"architecture")
+
+    def restore_optimizer(self, model):
+        """Put the optimizer state into model.optimizer (checked completely before anything changes)."""
+        if self.optimizer is not None:
+            model.optimizer.set_state(model.trainable_weights, self.optimizer, self.optimizer_arrays)
+
+
+def read_state(where, path, formats, optimizer=True):
+    """Open the engine zip at `path` (one of `formats`) and read its state (a State), checking the archive,
+    its metadata and every array before the caller changes anything."""
+    return State(_Archive(where, path, formats), optimizer)
 
 
 def load_weights(model, filepath):
@@ -297,82 +294,30 @@ def load_weights(model, filepath):
     changes: on any error the model is left as it was."""
     where = "load_weights"
     path = _check_path(where, filepath, (WEIGHTS_SUFFIX, MODEL_SUFFIX), "a weights or model file")
-    archive = _Archive(where, path, (MODEL_FORMAT,) if path.endswith(MODEL_SUFFIX) else (WEIGHTS_FORMAT,))
-    arrays = archive.weight_arrays()
-    if not model.built and arrays:
+    state = read_state(where, path, (MODEL_FORMAT,) if path.endswith(MODEL_SUFFIX) else (WEIGHTS_FORMAT,),
+                       optimizer=False)
+    if not model.built and state.weights:
         raise ValueError(f"{where}: the model is not built yet, so it has no weights to load into. Build it "
                          f"first: call it on a batch of data or call model.build(input_shape)")
-    _check_weights(where, path, model, arrays)
-    model.set_weights(arrays)
-
-
-def _resolve(where, class_name, custom_objects):
-    cls = get_registered_object(class_name, custom_objects)
-    if cls is None:
-        raise ValueError(f"{where}: unknown class {class_name!r}. If it is a custom layer or model, pass "
-                         f"custom_objects={{'{class_name}': {class_name}}} to load_model, or decorate the class "
-                         f"with @engine.saving.register_serializable()")
-    return cls
-
-
-def _from_config(where, cls, config):
-    try:
-        return cls.from_config(config)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: could not rebuild {cls.__name__} from its config ({err}). A custom class "
-                         f"needs get_config() to return its constructor arguments (or its own from_config)") from None
+    state.check_weights(model)
+    model.set_weights(state.weights)
 
 
 def deserialize_layer(spec, custom_objects=None, where="load_model"):
-    """A layer (or Sequential model) from {'class_name', 'config'}, as Sequential.get_config lists them."""
-    if not isinstance(spec, dict) or "class_name" not in spec:
-        raise ValueError(f"{where}: expected a layer entry {{'class_name', 'config'}}. Received: {spec!r}")
-    from .models import Sequential
-    cls = _resolve(where, spec["class_name"], custom_objects)
-    config = dict(spec.get("config") or {})
-    if getattr(cls, "_rebuilds_layers", False):     # a functional model rebuilds its layers (custom ones too)
-        return cls.from_config(config, custom_objects=custom_objects)
-    if issubclass(cls, Sequential) and not _has_own_from_config(cls):
-        return _sequential_from_config(where, cls, config, custom_objects)
-    return _from_config(where, cls, config)
+    """A layer or model from {'class_name', 'config'} (engine.serialization.deserialize)."""
+    return serialization.deserialize(spec, custom_objects, where)
 
 
-def _has_own_from_config(cls):
-    """True for a Sequential subclass that defines from_config itself (then it rebuilds its own layers)."""
-    from .layers.base import Layer
-    from .models import Model, Sequential
-    return any("from_config" in c.__dict__ for c in cls.__mro__ if c not in (Layer, Model, Sequential, object))
-
-
-def _sequential_from_config(where, cls, config, custom_objects):
-    """Sequential.get_config lists the layers as {'class_name', 'config'} entries; rebuild each one."""
-    layers = [deserialize_layer(spec, custom_objects, where) for spec in config.pop("layers", [])]
-    input_shape = config.pop("input_shape", None)
-    model = _from_config(where, cls, {**config, "layers": layers})
-    if input_shape is not None and model._input_shape_arg is None:
-        model._input_shape_arg = tuple(input_shape)
-    return model
-
-
-def _build(where, model, build_shape):
-    """Create the weights: Sequential.build(shape), or a call on a zero batch of the stored input shape."""
-    from .models import Sequential
-    from .tensor import no_grad
-    if build_shape is None:
-        return
-    shape = tuple(build_shape)
-    if isinstance(model, Sequential):
-        model.build(shape)
-    else:
-        with no_grad():
-            model(np.zeros(tuple(1 if d is None else d for d in shape), dtype=np.float32), training=False)
-    model._build_shape = shape
+def build_from_shape(model, shape):
+    """Create a rebuilt model's weights from the input shape it was saved with (None: leave it unbuilt)."""
+    if shape is not None:
+        model.build_from_config({"input_shape": tuple(shape)})
 
 
 def _deserialize_compile(where, compile_config, custom_objects):
     """compile() arguments from the stored compile_config."""
     from . import losses, metrics, optimizers
-    known = {**_REGISTRY_BY_CLASS_NAME, **_REGISTRY, **(custom_objects or {})}
+    known = {**serialization.get_custom_objects(), **(custom_objects or {})}
     optimizer = optimizers.deserialize(compile_config.get("optimizer"), custom_objects=known)
     loss_spec = compile_config.get("loss")
     loss = None
@@ -384,7 +329,7 @@ def _deserialize_compile(where, compile_config, custom_objects):
             loss = losses.deserialize(loss_spec)
         except ValueError:
             name = loss_spec.get("config", {}).get("name") if class_name == "LossFunctionWrapper" else class_name
-            custom = get_registered_object(name, custom_objects)
+            custom = get_registered_object(name, custom_objects, kind="loss")
             if custom is None:
                 raise ValueError(f"{where}: the model was compiled with the custom loss {name!r}. Pass "
                                  f"custom_objects={{'{name}': {name}}} to load_model, or compile=False") from None
@@ -392,8 +337,7 @@ def _deserialize_compile(where, compile_config, custom_objects):
     restored = []
     for m in compile_config.get("metrics") or []:
         if isinstance(m, dict):
-            cls = getattr(metrics, m.get("class_name", ""), None) or get_registered_object(m.get("class_name"),
-                                                                                          custom_objects)
+            cls = get_registered_object(m.get("class_name"), custom_objects, kind="metric")
             if not isinstance(cls, type):
                 raise ValueError(f"{where}: unknown metric class {m.get('class_name')!r}. Pass it in custom_objects")
             restored.append(cls(**m.get("config", {})))
@@ -402,7 +346,7 @@ def _deserialize_compile(where, compile_config, custom_objects):
             metrics.check(m)
             restored.append(m)
         except ValueError:
-            custom = get_registered_object(m, custom_objects)
+            custom = get_registered_object(m, custom_objects, kind="metric")
             if custom is None:
                 raise ValueError(f"{where}: the model was compiled with the custom metric {m!r}. Pass "
                                  f"custom_objects={{'{m}': {m}}}, or compile=False") from None
@@ -414,7 +358,6 @@ def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved by save_model: architecture, weights and (compile=True) the compiled loss,
     metrics and optimizer with its state. Custom classes come from custom_objects ({'Name': cls}) or from
     @register_serializable. Loading does not consume the engine's random draws (engine.random)."""
-    from . import random
     where = "load_model"
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise TypeError(f"{where}: expected custom_objects to be a dict {{name: class}}. "
@@ -423,26 +366,22 @@ def load_model(filepath, custom_objects=None, compile=True):
         raise ValueError(f"{where}: {os.fspath(filepath)!r} is a weights file; it has no architecture. Build the "
                          f"model and call model.load_weights(filepath) instead")
     path = _check_path(where, filepath, (MODEL_SUFFIX,), "a model file")
-    archive = _Archive(where, path, (MODEL_FORMAT,))
-    spec = archive.json("config.json")
+    state = read_state(where, path, (MODEL_FORMAT,))
+    spec = state.archive.json("config.json")
     if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) or \
             not isinstance(spec.get("config"), dict):
-        archive.fail("config.json has no class_name and config")
-    arrays = archive.weight_arrays()
-    opt_meta = archive.metadata.get("optimizer")
-    opt_arrays = archive.arrays("optimizer", archive.count("optimizer_arrays")) if opt_meta is not None else []
+        state.fail("config.json has no class_name and config")
 
-    state = random.get_state()                # building draws initial weights; keep the caller's sequence
+    draws = random.get_state()                # building draws initial weights; keep the caller's sequence
     try:
         model = deserialize_layer({"class_name": spec["class_name"], "config": spec["config"]}, custom_objects, where)
-        _build(where, model, spec.get("build_shape"))
+        build_from_shape(model, spec.get("build_shape"))
     finally:
-        random.set_state(state)
-    _check_weights(where, path, model, arrays)
-    model.set_weights(arrays)
+        random.set_state(draws)
+    state.check_weights(model)
+    model.set_weights(state.weights)
     compile_config = spec.get("compile_config")
     if compile and compile_config is not None:
         model.compile(**_deserialize_compile(where, compile_config, custom_objects))
-        if opt_meta is not None:
-            model.optimizer.set_state(model.trainable_weights, opt_meta, opt_arrays)
+        state.restore_optimizer(model)
     return model

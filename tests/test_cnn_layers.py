@@ -250,7 +250,7 @@ BAD_LAYERS = [
      "ints. Received: strides=0"),
     (lambda: layers.Conv2D(4, (3, -1)), "Conv2D: expected kernel_size to be a positive int or a tuple of 2 positive "
      "ints. Received: kernel_size=(3, -1)"),
-    (lambda: layers.Conv2D(0, 3), "Conv2D: expected filters to be a positive int. Received: filters=0"),
+    (lambda: layers.Conv2D(0, 3), "Conv2D: `filters` must be a positive int. Received: filters=0"),
     (lambda: layers.Conv2D(4, 3, padding="full"), "Conv2D: expected padding to be one of 'valid', 'same'. "
      "Received: padding='full'"),
     (lambda: layers.Conv2D(4, 3, padding="causal"), "Conv2D: expected padding to be one of 'valid', 'same'. "
@@ -263,7 +263,7 @@ BAD_LAYERS = [
      "of 2 positive ints. Received: pool_size=(2, 0)"),
     (lambda: layers.AveragePooling2D(strides=-1), "AveragePooling2D: expected strides to be a positive int or a tuple "
      "of 2 positive ints. Received: strides=-1"),
-    (lambda: layers.BatchNormalization(momentum=1.5), "BatchNormalization: expected momentum in [0, 1]. "
+    (lambda: layers.BatchNormalization(momentum=1.5), "BatchNormalization: expected `momentum` in [0, 1]. "
      "Received: momentum=1.5"),
     (lambda: layers.ZeroPadding2D(-1), "ZeroPadding2D: expected padding to be a non-negative int, a tuple of 2 "
      "(rows, columns) or ((top, bottom), (left, right)). Received: padding=-1"),

@@ -286,7 +286,7 @@ def test_attention_over_two_axes_and_over_one_of_them():
     (lambda: MultiHeadAttention(2, 0), ValueError, "MultiHeadAttention: `key_dim` must be a positive int. Received: key_dim=0"),
     (lambda: MultiHeadAttention(0, 4), ValueError, "`num_heads` must be a positive int. Received: num_heads=0"),
     (lambda: MultiHeadAttention(2, 4, value_dim=-1), ValueError, "Received: value_dim=-1"),
-    (lambda: MultiHeadAttention(2, 4, dropout=1.0), ValueError, "expected dropout in [0, 1). Received: dropout=1.0"),
+    (lambda: MultiHeadAttention(2, 4, dropout=1.0), ValueError, "expected `dropout` in [0, 1). Received: dropout=1.0"),
     (lambda: MultiHeadAttention(2, 4, output_shape=0), ValueError, "Received: output_shape=0"),
     (lambda: MultiHeadAttention(2, 4, dropout=0.1, flash_attention=True), ValueError, "flash_attention=True"),
     (lambda: MultiHeadAttention(2, 4, attention_axes="time"), TypeError, "attention_axes"),
@@ -466,7 +466,7 @@ def test_blocks_stack_in_a_sequential_model_and_train():
     (lambda: TransformerEncoder(0, 2), "TransformerEncoder: `intermediate_dim` must be a positive int. "
                                        "Received: intermediate_dim=0"),
     (lambda: TransformerDecoder(8, -1), "`num_heads` must be a positive int"),
-    (lambda: TransformerEncoder(8, 2, dropout=2), "expected dropout in [0, 1)"),
+    (lambda: TransformerEncoder(8, 2, dropout=2), "expected `dropout` in [0, 1)"),
     (lambda: TransformerEncoder(8, 4, name="enc")(random_f32(2, 3, 2)), "TransformerEncoder 'enc': the head size "
                                                                         "hidden_dim // num_heads must be at least 1. "
                                                                         "Received: hidden_dim=2, num_heads=4"),

@@ -52,27 +52,24 @@ class BackupAndRestore(Callback):
     def _restore(self):
         where = "BackupAndRestore"
         model = self.model
-        archive = saving._Archive(where, self._checkpoint_path, (BACKUP_FORMAT,))
-        meta = archive.metadata
+        state = saving.read_state(where, self._checkpoint_path, (BACKUP_FORMAT,))
+        meta = state.metadata
         for key in ("epoch", "rng_state", "optimizer", "optimizer_arrays"):
             if key not in meta:
-                archive.fail(f"metadata.json has no {key!r}")
+                state.fail(f"metadata.json has no {key!r}")
         if isinstance(meta["epoch"], bool) or not isinstance(meta["epoch"], int) or meta["epoch"] < -1:
-            archive.fail(f"metadata.json has epoch={meta['epoch']!r}; expected an int >= -1")
-        arrays = archive.weight_arrays()
-        opt_arrays = archive.arrays("optimizer", archive.count("optimizer_arrays"))
+            state.fail(f"metadata.json has epoch={meta['epoch']!r}; expected an int >= -1")
         previous = random.get_state()
         try:
             if not model.built:
-                saving._build(where, model, meta.get("build_shape"))
-            saving._check_weights(where, self._checkpoint_path, model, arrays)
+                saving.build_from_shape(model, meta.get("build_shape"))
+            state.check_weights(model)
             random.set_state(meta["rng_state"])              # ValueError for a bad state
-            if meta["optimizer"] is not None:                # checks everything before it changes anything
-                model.optimizer.set_state(model.trainable_weights, meta["optimizer"], opt_arrays)
+            state.restore_optimizer(model)                   # checks everything before it changes anything
         except BaseException:
             random.set_state(previous)                       # a failed restore leaves the draws alone
             raise
-        model.set_weights(arrays)                            # shapes were checked: this cannot fail
+        model.set_weights(state.weights)                     # shapes were checked: this cannot fail
         model._initial_epoch = int(meta["epoch"]) + 1
 
     # ---- saving
@@ -90,21 +87,10 @@ class BackupAndRestore(Callback):
             self._save(epoch)
 
     def _save(self, finished_epoch):
-        from .. import __version__
-        model = self.model
         os.makedirs(self.backup_dir, exist_ok=True)
-        weights = model.weights
-        opt_meta, opt_arrays = None, []
-        if getattr(model, "optimizer", None) is not None:
-            opt_meta, opt_arrays = model.optimizer.get_state(model.trainable_weights)
-        metadata = {"format": BACKUP_FORMAT, "format_version": saving.FORMAT_VERSION, "engine_version": __version__,
-                    "epoch": int(finished_epoch), "rng_state": random.get_state(),
-                    "build_shape": saving._build_shape(model), "weights": saving._weights_metadata(weights),
-                    "optimizer": opt_meta, "optimizer_arrays": len(opt_arrays)}
-        members = {"metadata.json": saving._json_bytes(metadata)}
-        members.update(saving._array_members("weights", [w.data for w in weights]))
-        members.update(saving._array_members("optimizer", opt_arrays))
-        saving._write_archive("BackupAndRestore", self._checkpoint_path, members, overwrite=True)
+        metadata = {"epoch": int(finished_epoch), "rng_state": random.get_state(),
+                    "build_shape": saving.build_shape(self.model)}
+        saving.write_state("BackupAndRestore", self._checkpoint_path, self.model, BACKUP_FORMAT, metadata=metadata)
 
     def on_train_end(self, logs=None):
         if not self.delete_checkpoint:

@@ -6,18 +6,11 @@ import math
 import numpy as np
 
 from .. import ops
-from ..functional import shape_of
 from ..tensor import Tensor, is_grad_enabled
+from ._args import fraction, positive_int
 from .base import Layer, get_mask
 from .core import Dropout
-
-
-def _positive_int(where, name, value, allow_none=False):
-    if allow_none and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{where}: `{name}` must be a positive int. Received: {name}={value!r}")
-    return int(value)
+from .symbolic import shape_of
 
 
 def _bool_mask(where, name, mask):
@@ -53,15 +46,13 @@ class MultiHeadAttention(Layer):
                  kernel_constraint=None, bias_constraint=None, seed=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         where = "MultiHeadAttention"
-        self.num_heads = _positive_int(where, "num_heads", num_heads)
-        self.key_dim = _positive_int(where, "key_dim", key_dim)
-        self.value_dim = _positive_int(where, "value_dim", value_dim, allow_none=True)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"{where}: expected dropout in [0, 1). Received: dropout={dropout!r}")
-        self.dropout, self.use_bias = float(dropout), bool(use_bias)
+        self.num_heads = positive_int(where, "num_heads", num_heads)
+        self.key_dim = positive_int(where, "key_dim", key_dim)
+        self.value_dim = positive_int(where, "value_dim", value_dim, allow_none=True)
+        self.dropout, self.use_bias = fraction(where, "dropout", dropout, below_one=True), bool(use_bias)
         if output_shape is not None:
             dims = output_shape if isinstance(output_shape, (list, tuple)) else (output_shape,)
-            output_shape = tuple(_positive_int(where, "output_shape", d) for d in dims)
+            output_shape = tuple(positive_int(where, "output_shape", d) for d in dims)
         self._output_shape = output_shape
         if attention_axes is not None:
             axes = attention_axes if isinstance(attention_axes, (list, tuple)) else (attention_axes,)

@@ -12,16 +12,17 @@ input. Embedding(mask_zero=True) makes the mask and the recurrent layers skip th
 Calling a layer (`layer(x)`) converts x to a Tensor, builds the layer on first use, runs call, and
 collects the activity regularization. Weights are Tensors with requires_grad=True, so a loss computed
 from the output can be backpropagated into them: `loss.backward()` fills `layer.kernel.grad`. Called on a
-symbolic input (engine.layers.Input), a layer records the call for a functional model (engine/functional.py).
+symbolic input (engine.layers.Input), a layer records the call for a functional model (engine/layers/symbolic.py).
 """
 import inspect
-import re
 import weakref
 
 import numpy as np
 
-from .. import activations, initializers, ops, regularizers
-from ..tensor import Tensor
+from .. import activations, initializers, ops, regularizers, serialization
+from ..tensor import Tensor, no_grad
+from . import symbolic
+from ._args import shape_arg
 
 _OPTION_KINDS = {"activation": activations, "initializer": initializers, "regularizer": regularizers}
 
@@ -62,30 +63,12 @@ def clear_session():
     _name_counts.clear()
 
 
-def _snake_case(name):
-    """Keras' rule: 'Dense' -> 'dense', 'ReLU' -> 're_lu', 'BatchNormalization' -> 'batch_normalization'."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _shape_arg(where, value, name):
-    """A shape argument as a tuple of positive ints or None."""
-    if isinstance(value, int):
-        value = (value,)
-    try:
-        shape = tuple(value)
-    except TypeError:
-        raise ValueError(f"{where}: expected `{name}` to be a tuple of ints. Received: {name}={value!r}") from None
-    if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0) for d in shape):
-        raise ValueError(f"{where}: expected `{name}` to hold positive ints (or None). Received: {name}={value!r}")
-    return tuple(None if d is None else int(d) for d in shape)
-
-
-class Layer:
+class Layer(serialization.Registered):
     """Base class of every layer. Subclass it and override build and call (and get_config when the
     constructor takes arguments) to write your own."""
 
     supports_masking = False
+    registry_kind = "layer"                    # engine's own layer and model classes: load_model finds them by name
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  activity_regularizer=None, **kwargs):
@@ -96,7 +79,7 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: expected `name` to be a non-empty string. Received: name={name!r}")
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"{type(self).__name__}: only float32 layers are supported. Received: dtype={dtype!r}")
-        self.name = name or _unique_name(_snake_case(type(self).__name__))
+        self.name = name or _unique_name(serialization.snake_case(type(self).__name__))
         self.trainable = bool(trainable)
         self.built = False
         self._weights = []                       # (Tensor, regularizer) in creation order
@@ -104,7 +87,7 @@ class Layer:
         self._set_options(activity_regularizer=activity_regularizer)
         if input_dim is not None:
             input_shape = (input_dim,)
-        self._input_shape_arg = None if input_shape is None else _shape_arg(type(self).__name__, input_shape,
+        self._input_shape_arg = None if input_shape is None else shape_arg(type(self).__name__, input_shape,
                                                                              "input_shape")
 
     def __setattr__(self, key, value):
@@ -127,7 +110,6 @@ class Layer:
     def compute_output_shape(self, input_shape):
         """The output shape for an input shape (batch dimension None); by default found by running the
         layer once on a batch of one."""
-        from ..tensor import no_grad
         batch = tuple(1 if d is None else d for d in input_shape)
         with no_grad():
             out = self(np.zeros(batch, dtype=np.float32), training=False)
@@ -147,6 +129,19 @@ class Layer:
     def from_config(cls, config):
         return cls(**config)
 
+    def get_build_config(self):
+        """{'input_shape': the shape the layer was built with, or None}: what build_from_config needs."""
+        shape = getattr(self, "_build_shape", None)
+        if shape is None and self.built and self._input_shape_arg is not None:
+            shape = (None,) + tuple(self._input_shape_arg)
+        return {"input_shape": shape}
+
+    def build_from_config(self, config):
+        """Create the weights from get_build_config()'s input shape (as Keras does when it loads a model)."""
+        shape = config.get("input_shape")
+        if shape is not None:
+            self._maybe_build(tuple(shape))
+
     # ---- Keras options that name a function: activations, initializers, regularizers
     def _set_options(self, **options):
         """Store each option as an attribute of the same name, resolved by what its name ends with:
@@ -163,9 +158,8 @@ class Layer:
     _list_input = False            # True for layers that take a list of tensors (Add, Concatenate, ...)
 
     def __call__(self, inputs, *args, training=None, **kwargs):
-        from .. import functional
-        if functional.is_symbolic(inputs, args, kwargs):         # building a functional model: record the call
-            return functional.call_symbolic(self, inputs, args, kwargs, training)
+        if symbolic.is_symbolic(inputs, args, kwargs):           # building a functional model: record the call
+            return symbolic.call_symbolic(self, inputs, args, kwargs, training)
         if self._list_input and isinstance(inputs, (list, tuple)):
             x = [t if isinstance(t, Tensor) else ops.convert_to_tensor(t) for t in inputs]
             self._maybe_build([tuple(t.shape) for t in x])
@@ -213,7 +207,7 @@ class Layer:
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
                    name=None):
         """Create a weight Tensor of `shape`, drawn by `initializer`; trainable weights require gradients."""
-        shape = () if shape is None else _shape_arg(f"{type(self).__name__}.add_weight", shape, "shape")
+        shape = () if shape is None else shape_arg(f"{type(self).__name__}.add_weight", shape, "shape")
         value = initializers.get(initializer)(shape, dtype="float32")
         weight = Tensor._wrap(np.ascontiguousarray(value, dtype=np.float32))
         weight.requires_grad = bool(trainable)

@@ -4,96 +4,15 @@ Shapes: N batch, H/W height/width (L the length of a sequence), C input channels
 (KH, KW, C // groups, F) and Conv1D's (K, C // groups, F), as in Keras, so weights move between Keras and
 engine unchanged. Both run on the conv2d kernels (engine/ref/conv2d.py, csrc/conv2d.cpp) through ops.conv.
 
-The helpers here (argument checks, output-shape arithmetic) serve the pooling and padding layers too.
+The argument checks and the output-shape arithmetic they share with the pooling and padding layers are in
+engine/layers/_args.py.
 """
 import numpy as np
 
 from .. import ops
-from ..ref.conv2d import axis_geometry
+from ._args import check_rank, data_format_arg, int_tuple, join_shape, padding_arg, positive_int, split_shape, \
+    window_output
 from .base import Layer
-
-FORMATS = ("channels_last", "channels_first")
-
-
-# --------------------------------------------------------------------------------------------- argument checks
-
-
-def int_tuple(where, name, value, rank, allow_none=False):
-    """An int or a tuple of `rank` positive ints (Keras' normalize_tuple), as a tuple."""
-    if allow_none and value is None:
-        return None
-    items = (value,) * rank if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        items = ()
-    if len(items) != rank or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-                                     for v in items):
-        raise ValueError(f"{where}: expected {name} to be a positive int or a tuple of {rank} positive ints. "
-                         f"Received: {name}={value!r}")
-    return tuple(int(v) for v in items)
-
-
-def data_format_arg(where, data_format):
-    """None means Keras' default image layout, 'channels_last'."""
-    data_format = "channels_last" if data_format is None else data_format
-    if data_format not in FORMATS:
-        raise ValueError(f"{where}: expected data_format to be 'channels_last' or 'channels_first'. "
-                         f"Received: data_format={data_format!r}")
-    return data_format
-
-
-def padding_arg(where, padding, allowed=("valid", "same")):
-    """'valid' or 'same' (any case, as Keras), or 'causal' where allowed."""
-    if isinstance(padding, str) and padding.lower() in allowed:
-        return padding.lower()
-    raise ValueError(f"{where}: expected padding to be one of {', '.join(repr(a) for a in allowed)}. "
-                     f"Received: padding={padding!r}")
-
-
-def split_shape(input_shape, data_format):
-    """(batch, spatial sizes, channels) of an input shape in either layout."""
-    shape = tuple(input_shape)
-    if data_format == "channels_last":
-        return shape[0], shape[1:-1], shape[-1]
-    return shape[0], shape[2:], shape[1]
-
-
-def join_shape(batch, spatial, channels, data_format):
-    if data_format == "channels_last":
-        return (batch,) + tuple(spatial) + (channels,)
-    return (batch, channels) + tuple(spatial)
-
-
-def window_output(layer, input_shape, window, strides, dilation, padding, what):
-    """The spatial output sizes of a window (kernel or pool) sliding over input_shape, with Keras' arithmetic
-    (padding 'valid', 'same' or 'causal'); None stays None. Raises when the window does not fit."""
-    _, spatial, _ = split_shape(input_shape, layer.data_format)
-    out = []
-    for size, k, s, d in zip(spatial, window, strides, dilation):
-        span = (k - 1) * d + 1
-        if size is None:
-            out.append(None)
-            continue
-        pads = (span - 1, 0) if padding == "causal" else padding
-        padded = size + (0 if padding == "valid" else sum(axis_geometry(size, k, s, d, pads)[1:]))
-        if span > padded:
-            raise ValueError(f"{type(layer).__name__} '{layer.name}': expected {what}={tuple(window)} with "
-                             f"dilation_rate={tuple(dilation)} (a window of {span} along one axis) to fit the input "
-                             f"{tuple(spatial)} with padding='{padding}', which gives {padded} there. "
-                             f"Received: input_shape={tuple(input_shape)}")
-        out.append(axis_geometry(size, k, s, d, pads)[0])
-    return tuple(out)
-
-
-def check_rank(layer, input_shape, rank, data_format):
-    """input_shape must be (batch, spatial..., channels) (or channels first) with `rank` spatial axes."""
-    spatial = "length" if rank == 1 else "height, width"
-    layout = f"(batch, {spatial}, channels)" if data_format == "channels_last" else f"(batch, channels, {spatial})"
-    if len(input_shape) != rank + 2:
-        raise ValueError(f"{type(layer).__name__} '{layer.name}': expected an input of rank {rank + 2} {layout}. "
-                         f"Received: input_shape={tuple(input_shape)}")
-
 
 # --------------------------------------------------------------------------------------------- Conv
 
@@ -109,8 +28,7 @@ class _Conv(Layer):
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         where = type(self).__name__
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(f"{where}: expected filters to be a positive int. Received: filters={filters!r}")
+        filters = positive_int(where, "filters", filters)
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0 or filters % groups:
             raise ValueError(f"{where}: expected groups to be a positive int that divides filters={filters}. "
                              f"Received: groups={groups!r}")

@@ -3,7 +3,9 @@ Shapes: N batch, D input features, U units."""
 import numpy as np
 
 from .. import activations, ops, random
-from .base import Layer, _shape_arg
+from ._args import fraction, positive_int, shape_arg
+from .base import Layer
+from .symbolic import KerasTensor
 
 
 class InputLayer(Layer):
@@ -15,7 +17,7 @@ class InputLayer(Layer):
         if shape is None:
             raise ValueError("InputLayer: expected `shape`, the input shape without the batch dimension "
                              "(for example shape=(8,)). Received: shape=None")
-        super().__init__(name=name, input_shape=_shape_arg("InputLayer", shape, "shape"), **kwargs)
+        super().__init__(name=name, input_shape=shape_arg("InputLayer", shape, "shape"), **kwargs)
         self.shape = self._input_shape_arg
         self.batch_size = batch_size
         try:
@@ -25,7 +27,6 @@ class InputLayer(Layer):
         if kind is None or kind.kind not in "fiub":
             raise ValueError(f"InputLayer: expected a float, integer or bool dtype. Received: dtype={dtype!r}")
         self.input_dtype = str(kind)
-        from ..functional import KerasTensor
         self.output = KerasTensor((batch_size,) + self.shape, self.input_dtype, input_layer=self)
 
     def call(self, inputs):
@@ -60,9 +61,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense: `units` must be a positive int. Received: units={units!r}")
-        self.units = int(units)
+        self.units = positive_int("Dense", "units", units)
         self.use_bias = bool(use_bias)
         self._set_options(activation=activation, kernel_initializer=kernel_initializer,
                           bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
@@ -198,9 +197,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            raise ValueError(f"Dropout: expected `rate` in [0, 1]. Received: rate={rate!r}")
-        self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+        self.rate, self.noise_shape, self.seed = fraction("Dropout", "rate", rate), noise_shape, seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def call(self, inputs, training=None):

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import ops
 from ..tensor import Tensor
+from ._args import positive_int
 from .base import Layer
 
 
@@ -24,9 +25,8 @@ class Embedding(Layer):
         if kwargs.pop("input_length", None) is not None:       # Keras 3 dropped it, with the same warning
             warnings.warn("Embedding: argument `input_length` is deprecated. Just remove it.", stacklevel=2)
         super().__init__(**kwargs)
-        for name, value in (("input_dim", input_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"Embedding: `{name}` must be a positive int. Received: {name}={value!r}")
+        input_dim, output_dim = positive_int("Embedding", "input_dim", input_dim), \
+            positive_int("Embedding", "output_dim", output_dim)
         if embeddings_constraint is not None:
             raise ValueError("Embedding: engine has no weight constraints yet. Received: "
                              f"embeddings_constraint={embeddings_constraint!r}")

@@ -7,6 +7,7 @@ kernels (engine/ref/batchnorm.py, csrc/batchnorm.cpp) through ops.batch_norm.
 import numpy as np
 
 from .. import ops
+from ._args import fraction
 from .base import Layer
 
 
@@ -26,8 +27,7 @@ class BatchNormalization(Layer):
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(f"BatchNormalization: expected axis to be an int (engine normalises one axis). "
                              f"Received: axis={axis!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNormalization: expected momentum in [0, 1]. Received: momentum={momentum!r}")
+        momentum = fraction("BatchNormalization", "momentum", momentum)
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
             raise ValueError(f"BatchNormalization: expected epsilon > 0. Received: epsilon={epsilon!r}")
         self.axis, self.momentum, self.epsilon = int(axis), float(momentum), float(epsilon)

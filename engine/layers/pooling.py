@@ -8,9 +8,9 @@ with padding='same' does not count the padding. The global layers run the pool2d
 are the reduce kernels' mean and max over H and W: Keras' GlobalMaxPooling2D is a reduce_max too, so tied maxima
 share the gradient there, as in Keras.
 """
-from .. import ops
+from .. import ops, serialization
+from ._args import check_rank, data_format_arg, int_tuple, join_shape, padding_arg, split_shape, window_output
 from .base import Layer
-from .conv import check_rank, data_format_arg, int_tuple, join_shape, padding_arg, split_shape, window_output
 
 
 class _Pooling2D(Layer):
@@ -95,3 +95,6 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 MaxPool2D, AvgPool2D = MaxPooling2D, AveragePooling2D
 GlobalAvgPool2D, GlobalMaxPool2D = GlobalAveragePooling2D, GlobalMaxPooling2D
+for _cls, _alias in ((MaxPooling2D, "MaxPool2D"), (AveragePooling2D, "AvgPool2D"),
+                     (GlobalAveragePooling2D, "GlobalAvgPool2D"), (GlobalMaxPooling2D, "GlobalMaxPool2D")):
+    serialization.register_builtin("layer", _cls, _alias)      # a config may name a class by its alias

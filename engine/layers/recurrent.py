@@ -8,16 +8,11 @@ state and output; plot_gates(trace) draws them (matplotlib, imported only then).
 """
 import numpy as np
 
-from .. import activations, ops, random, regularizers
+from .. import activations, ops, random, regularizers, serialization
 from ..ref.rnn import ACTIVATIONS
 from ..tensor import Tensor, no_grad
+from ._args import fraction, positive_int
 from .base import Layer
-
-
-def _rate(cls_name, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value <= 1:
-        raise ValueError(f"{cls_name}: expected `{name}` in [0, 1]. Received: {name}={value!r}")
-    return float(value)
 
 
 def _no_constraint(cls_name, **constraints):
@@ -55,8 +50,7 @@ class _RNN(Layer):
         kwargs.pop("implementation", None)                      # Keras' choice of cell code; one kernel here
         super().__init__(**kwargs)
         cls = type(self).__name__
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"{cls}: `units` must be a positive int. Received: units={units!r}")
+        units = positive_int(cls, "units", units)
         _no_constraint(cls, kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
                        bias_constraint=bias_constraint)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
@@ -72,8 +66,8 @@ class _RNN(Layer):
         self._act = _kernel_activation(self.activation)
         self._ract = _kernel_activation(self.recurrent_activation)
         self.use_bias = bool(use_bias)
-        self.dropout = _rate(cls, "dropout", dropout)
-        self.recurrent_dropout = _rate(cls, "recurrent_dropout", recurrent_dropout)
+        self.dropout = fraction(cls, "dropout", dropout)
+        self.recurrent_dropout = fraction(cls, "recurrent_dropout", recurrent_dropout)
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
@@ -378,8 +372,7 @@ def _serialize(layer):
 def _deserialize(spec, where):
     if isinstance(spec, Layer):
         return spec
-    from ..saving import deserialize_layer
-    return deserialize_layer(spec, where=where)
+    return serialization.deserialize(spec, where=where)
 
 
 class Bidirectional(Layer):

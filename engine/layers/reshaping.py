@@ -4,8 +4,8 @@ reshape the same values in the old shape."""
 import numpy as np
 
 from .. import ops
+from ._args import check_rank, data_format_arg, join_shape, split_shape
 from .base import Layer
-from .conv import check_rank, data_format_arg, join_shape, split_shape
 
 
 def _padding_pairs(padding):

@@ -10,13 +10,14 @@ Transformer) or before the sublayer (normalize_first=True, "pre-norm"). Blocks k
 they stack N times."""
 import numpy as np
 
-from .. import ops
-from ..functional import shape_of
+from .. import ops, serialization
 from ..tensor import Tensor
 from .attention import MultiHeadAttention
+from ._args import fraction, positive_int
 from .base import Layer, get_mask
 from .core import Dense, Dropout
 from .layernorm import LayerNormalization
+from .symbolic import shape_of
 
 
 def _steps_and_features(where, input_shape):
@@ -56,6 +57,7 @@ class PositionalEncoding(Layer):
 
 
 SinePositionEncoding = PositionalEncoding        # KerasHub's name
+serialization.register_builtin("layer", PositionalEncoding, "SinePositionEncoding")
 
 
 class PositionEmbedding(Layer):
@@ -64,10 +66,7 @@ class PositionEmbedding(Layer):
 
     def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, (int, np.integer)) or sequence_length <= 0:
-            raise ValueError(f"PositionEmbedding: `sequence_length` must be a positive int. "
-                             f"Received: sequence_length={sequence_length!r}")
-        self.sequence_length = int(sequence_length)
+        self.sequence_length = positive_int("PositionEmbedding", "sequence_length", sequence_length)
         self._set_options(initializer=initializer)
 
     def build(self, input_shape):
@@ -117,12 +116,9 @@ class _TransformerBlock(Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", normalize_first=False, **kwargs):
         super().__init__(**kwargs)
         where = type(self).__name__
-        for name, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{where}: `{name}` must be a positive int. Received: {name}={value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"{where}: expected dropout in [0, 1). Received: dropout={dropout!r}")
-        self.intermediate_dim, self.num_heads, self.dropout = int(intermediate_dim), int(num_heads), float(dropout)
+        self.intermediate_dim = positive_int(where, "intermediate_dim", intermediate_dim)
+        self.num_heads = positive_int(where, "num_heads", num_heads)
+        self.dropout = fraction(where, "dropout", dropout, below_one=True)
         self._set_options(activation=activation, kernel_initializer=kernel_initializer,
                           bias_initializer=bias_initializer)
         self.layer_norm_epsilon = float(layer_norm_epsilon)

@@ -10,6 +10,7 @@ Files: base.py (Optimizer: clipping, weight decay, slots, state, config), sgd.py
 rmsprop.py, adagrad.py, schedules.py (learning-rate schedules). Each update rule is spelled out in
 engine/ref/optimizer.py, the NumPy reference the C++ kernels in csrc/optimizer.cpp match.
 """
+from ..serialization import lookup
 from . import schedules
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -38,13 +39,8 @@ def deserialize(config, custom_objects=None):
                          f"Received: config={config!r}")
     name = config["class_name"]
     custom = custom_objects or {}
-    if name in custom:
-        cls = custom[name]
-    elif isinstance(name, str) and name.lower() in _OPTIMIZERS:
-        cls = _OPTIMIZERS[name.lower()]
-    else:
-        raise ValueError(f"optimizers: expected an optimizer name in {sorted(_OPTIMIZERS)} (any case). "
-                         f"Received: class_name={name!r}")
+    cls = custom[name] if name in custom else lookup("optimizers.deserialize", name, "class_name",
+                                                     "or a class in custom_objects", _OPTIMIZERS, any_case=True)
     return cls.from_config(config.get("config") or {})
 
 
@@ -53,12 +49,7 @@ def get(identifier):
     is). None gives None, as in Keras."""
     if identifier is None or isinstance(identifier, Optimizer):
         return identifier
-    if isinstance(identifier, str):
-        if identifier.lower() not in _OPTIMIZERS:
-            raise ValueError(f"optimizers.get: expected an optimizer name in {sorted(_OPTIMIZERS)} (any case), a "
-                             f"config dict or an Optimizer instance. Received: identifier={identifier!r}")
-        return _OPTIMIZERS[identifier.lower()]()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    raise ValueError(f"optimizers.get: expected an optimizer name in {sorted(_OPTIMIZERS)} (any case), a config "
-                     f"dict or an Optimizer instance. Received: identifier={identifier!r}")
+    return lookup("optimizers.get", identifier, "identifier", "a config dict or an Optimizer instance", _OPTIMIZERS,
+                  any_case=True)()

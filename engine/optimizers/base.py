@@ -27,6 +27,7 @@ import weakref
 import numpy as np
 
 from .. import backend
+from ..serialization import Registered
 from ..tensor import Tensor
 from . import schedules
 
@@ -112,7 +113,7 @@ def _clip_to_norm(g, norm, clip_norm):
     return g * g.dtype.type(clip_norm / norm)
 
 
-class Optimizer:
+class Optimizer(Registered):
     """Base class of the optimizers (SGD, Adam, AdamW, RMSprop, Adagrad); Keras 3's arguments.
 
     learning_rate: float >= 0 or a schedules.LearningRateSchedule.
@@ -123,6 +124,8 @@ class Optimizer:
         joint norm is at most that, clipvalue clips each entry to [-clipvalue, clipvalue].
     name: a string (each subclass has Keras' default).
     """
+
+    registry_kind = "optimizer"
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  name=None, **kwargs):
