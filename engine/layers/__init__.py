@@ -2,7 +2,8 @@
 from .attention import MultiHeadAttention
 from .base import Layer, clear_session
 from .conv import Conv1D, Conv2D
-from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, LeakyReLU, ReLU, Softmax
+from .core import (Activation, Dense, Dropout, Flatten, GaussianNoise, Input, InputLayer, Lambda, LeakyReLU, ReLU,
+                   Softmax)
 from .embedding import Embedding
 from .layernorm import LayerNormalization
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate
@@ -10,7 +11,8 @@ from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed, plot_gates
-from .reshaping import Reshape, ZeroPadding2D
+from .preprocessing import Normalization, Rescaling
+from .reshaping import Cropping2D, RepeatVector, Reshape, ZeroPadding2D
 from .transformer import (PositionalEncoding, PositionEmbedding, SinePositionEncoding, TransformerDecoder,
                           TransformerEncoder)
 
@@ -22,4 +24,5 @@ __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Leaky
            "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "plot_gates",
            "MultiHeadAttention", "LayerNormalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
            "Concatenate", "add", "concatenate", "PositionalEncoding", "SinePositionEncoding", "PositionEmbedding",
-           "TransformerEncoder", "TransformerDecoder"]
+           "TransformerEncoder", "TransformerDecoder",
+           "Lambda", "GaussianNoise", "Cropping2D", "RepeatVector", "Rescaling", "Normalization"]

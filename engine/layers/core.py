@@ -1,8 +1,11 @@
-"""Core layers: Input, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, Flatten.
+"""Core layers: Input, Dense, Activation, ReLU, LeakyReLU, Softmax, Dropout, GaussianNoise, Flatten, Lambda.
 Shapes: N batch, D input features, U units."""
+import inspect
+import numbers
+
 import numpy as np
 
-from .. import activations, ops, random
+from .. import activations, ops, random, serialization
 from ._args import fraction, positive_int, shape_arg
 from .base import Layer
 from .symbolic import KerasTensor
@@ -230,3 +233,98 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
         return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest)))
+
+
+class GaussianNoise(Layer):
+    """During training, add noise drawn from N(0, stddev^2) to every input (a regulariser, and the "noise
+    added" of a denoising model); at inference, pass the input through."""
+
+    supports_masking = True
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(stddev, bool) or not isinstance(stddev, numbers.Real) or not 0 <= stddev < float("inf"):
+            raise ValueError(f"GaussianNoise: expected `stddev` >= 0 and finite. Received: stddev={stddev!r}")
+        self.stddev, self.seed = float(stddev), seed
+        self.seed_generator = random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.stddev == 0:
+            return inputs
+        return inputs + random.normal(inputs.shape, stddev=self.stddev, dtype=inputs.dtype, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+class Lambda(Layer):
+    """A function of tensors as a layer: Lambda(lambda x: ops.square(x)), or Lambda(fn, arguments={...}) to pass
+    keyword arguments. A list input reaches the function as a list. The function may take `mask` and
+    `training`. output_shape (a shape without the batch, or a function of the input shape) saves the
+    probe run that otherwise finds it.
+
+    Saving: engine never stores code in a file, so a Lambda is saved with its function's name; load it with
+    custom_objects={'name': function} (a lambda has no name: use def)."""
+
+    _list_input = True
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda: expected `function` to be callable. Received: {type(function).__name__}")
+        if arguments is not None and not isinstance(arguments, dict):
+            raise TypeError(f"Lambda: expected `arguments` to be a dict. Received: {type(arguments).__name__}")
+        if mask is not None and not callable(mask):
+            raise TypeError(f"Lambda: expected `mask` to be None or a function. Received: {type(mask).__name__}")
+        self.function, self.arguments, self.mask = function, dict(arguments or {}), mask
+        self.output_shape_arg = output_shape if output_shape is None or callable(output_shape) else \
+            shape_arg("Lambda", output_shape, "output_shape")
+        try:
+            params = inspect.signature(function).parameters
+        except (TypeError, ValueError):          # a builtin without a signature takes neither
+            params = {}
+        self._takes = {name for name in ("mask", "training") if name in params}
+
+    def call(self, inputs, mask=None, training=None):
+        kwargs = dict(self.arguments)
+        if "mask" in self._takes:
+            kwargs["mask"] = mask
+        if "training" in self._takes:
+            kwargs["training"] = training
+        return self.function(inputs, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.mask(inputs, mask) if self.mask is not None else mask
+
+    def compute_output_shape(self, input_shape):
+        if callable(self.output_shape_arg):
+            return tuple(self.output_shape_arg(input_shape))
+        if self.output_shape_arg is not None:
+            batch = input_shape[0][0] if isinstance(input_shape, list) else input_shape[0]
+            return (batch,) + tuple(self.output_shape_arg)
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self):
+        name = getattr(self.function, "__name__", None)
+        if name is None or name == "<lambda>":
+            raise ValueError(f"Lambda '{self.name}': a lambda cannot be saved, since engine never stores code in a "
+                             f"file. Define the function with def (it is saved by name) and load the model with "
+                             f"custom_objects={{'name': function}}")
+        if callable(self.output_shape_arg) or self.mask is not None:
+            raise ValueError(f"Lambda '{self.name}': an output_shape or mask function cannot be saved; give "
+                             f"output_shape as a tuple, or wrap the code in a Layer subclass")
+        return {**super().get_config(), "function": name, "arguments": self.arguments,
+                "output_shape": None if self.output_shape_arg is None else list(self.output_shape_arg)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        name = config.pop("function")
+        function = serialization.get_registered_object(name, kind="function")
+        if not callable(function):
+            raise ValueError(f"Lambda: the function {name!r} is not known. Pass custom_objects={{'{name}': {name}}} "
+                             f"to load_model (or use custom_object_scope)")
+        return cls(function, **config)

@@ -1,14 +1,15 @@
-"""Reshaping layers: ZeroPadding2D (rows and columns of zeros around an image) and Reshape, with Keras 3's
-arguments. Both are plain ops (ops.pad, ops.reshape): the gradient of a pad is the unpadded part, of a
-reshape the same values in the old shape."""
+"""Reshaping layers: ZeroPadding2D (rows and columns of zeros around an image), Cropping2D (its inverse),
+Reshape and RepeatVector, with Keras 3's arguments. All are plain ops (ops.pad, slicing, ops.reshape,
+ops.broadcast_to): the gradient of a pad is the unpadded part, of a crop the cropped part padded with zeros,
+of a reshape the same values in the old shape, of a repeat the sum over the copies."""
 import numpy as np
 
 from .. import ops
-from ._args import check_rank, data_format_arg, join_shape, split_shape
+from ._args import check_rank, data_format_arg, join_shape, positive_int, split_shape
 from .base import Layer
 
 
-def _padding_pairs(padding):
+def _padding_pairs(padding, where="ZeroPadding2D", name="padding"):
     """Keras' forms: an int (all four sides), (rows, columns), or ((top, bottom), (left, right))."""
     def count(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
@@ -26,8 +27,8 @@ def _padding_pairs(padding):
         pairs = ()
     if len(pairs) == 2:
         return pairs
-    raise ValueError("ZeroPadding2D: expected padding to be a non-negative int, a tuple of 2 (rows, columns) or "
-                     f"((top, bottom), (left, right)). Received: padding={padding!r}")
+    raise ValueError(f"{where}: expected {name} to be a non-negative int, a tuple of 2 (rows, columns) or "
+                     f"((top, bottom), (left, right)). Received: {name}={padding!r}")
 
 
 class ZeroPadding2D(Layer):
@@ -96,3 +97,56 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Cropping2D(Layer):
+    """Remove rows from the top and bottom and columns from the left and right: (N, H, W, C) -> (N, H - top -
+    bottom, W - left - right, C). cropping: an int, (rows, columns) or ((top, bottom), (left, right))."""
+
+    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.cropping = _padding_pairs(cropping, "Cropping2D", "cropping")
+        self.data_format = data_format_arg("Cropping2D", data_format)
+
+    def compute_output_shape(self, input_shape):
+        check_rank(self, input_shape, 2, self.data_format)
+        batch, spatial, C = split_shape(input_shape, self.data_format)
+        out = []
+        for size, (before, after) in zip(spatial, self.cropping):
+            if size is not None and before + after >= size:
+                raise ValueError(f"Cropping2D '{self.name}': expected cropping={self.cropping} to leave at least one "
+                                 f"row and column of the input. Received: input_shape={tuple(input_shape)}")
+            out.append(None if size is None else size - before - after)
+        return join_shape(batch, out, C, self.data_format)
+
+    def call(self, inputs):
+        self.compute_output_shape(inputs.shape)
+        (t, b), (l, r) = self.cropping
+        rows, cols = slice(t, inputs.shape[-3 if self.data_format == "channels_last" else -2] - b), \
+            slice(l, inputs.shape[-2 if self.data_format == "channels_last" else -1] - r)
+        index = (slice(None), rows, cols) if self.data_format == "channels_last" else (slice(None), slice(None), rows, cols)
+        return inputs[index]
+
+    def get_config(self):
+        return {**super().get_config(), "cropping": [list(p) for p in self.cropping], "data_format": self.data_format}
+
+
+class RepeatVector(Layer):
+    """Repeat each sample n times along a new time axis: (N, D) -> (N, n, D) (a seq2seq decoder's input)."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = positive_int("RepeatVector", "n", n)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"RepeatVector '{self.name}': expected an input of rank 2 (batch, features). "
+                             f"Received: input_shape={tuple(input_shape)}")
+        return (input_shape[0], self.n, input_shape[1])
+
+    def call(self, inputs):
+        self.compute_output_shape(inputs.shape)
+        return ops.broadcast_to(ops.expand_dims(inputs, 1), (inputs.shape[0], self.n, inputs.shape[1]))
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
