@@ -12,7 +12,7 @@ layers that record their calls; this file holds the model that replays them.
 """
 from . import serialization
 from .layers.core import InputLayer
-from .layers.symbolic import KerasTensor, _map, _symbolic
+from .layers.symbolic import KerasTensor, _symbolic, map_leaves
 # The one import that runs both ways with models.py: Functional is a Model, and Model(inputs, outputs) (in
 # Model.__new__) makes a Functional, as Keras does, so models.py imports this module when that call is made.
 from .models import Model, _as_array
@@ -97,13 +97,6 @@ class Functional(Model):
         """The input layers, then every other layer in the order the graph runs them (as Keras lists them)."""
         return [t.input_layer for t in self._input_tensors] + list(self._layers)
 
-    def get_layer(self, name):
-        """The layer called `name`."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"{self.name}: no layer named {name!r}. Layers: {[layer.name for layer in self.layers]}")
-
     def compute_output_shape(self, input_shape):
         shapes = [t.shape for t in self._output_tensors]
         return shapes if self._nested_outputs else shapes[0]
@@ -165,9 +158,9 @@ class Functional(Model):
             values[id(t)] = value
         fill = lambda leaf: values[id(leaf)] if isinstance(leaf, KerasTensor) else leaf   # noqa: E731
         for node in self._nodes:
-            kwargs = _map(node.kwargs, fill)
+            kwargs = map_leaves(node.kwargs, fill)
             kwargs.setdefault("training", training)
-            out = node.layer(*_map(node.args, fill), **kwargs)
+            out = node.layer(*map_leaves(node.args, fill), **kwargs)
             for t, value in zip(node.outputs, [out] if node.single else out):
                 values[id(t)] = value
         outputs = [values[id(t)] for t in self._output_tensors]

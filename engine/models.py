@@ -9,7 +9,9 @@ One training step (Model.train_step): forward pass with training=True, loss plus
 penalties, loss.backward() (autograd fills every weight's .grad), the optimizer's fused in-place update,
 then the gradients are cleared and the metrics updated.
 """
+import inspect
 import math
+import numbers
 import time
 
 import numpy as np
@@ -18,7 +20,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from . import random, serialization
+from . import ops, random, serialization
 from .callbacks.base import progress_line
 from .layers.base import Layer, set_mask
 from .layers.core import InputLayer
@@ -83,6 +85,46 @@ def _xy(where, x, y, sample_weight=None, y_required=True, inputs=None):
     return x, y, sample_weight
 
 
+def unpack_x_y_sample_weight(data):
+    """(x, y, sample_weight) from one batch as train_step receives it: x alone, (x,), (x, y) or (x, y, sw)
+    (missing parts are None), as keras.utils.unpack_x_y_sample_weight."""
+    if isinstance(data, tuple):
+        if not 1 <= len(data) <= 3:
+            raise ValueError(f"unpack_x_y_sample_weight: expected x, (x, y) or (x, y, sample_weight). "
+                             f"Received: a tuple of {len(data)}")
+        return tuple(data) + (None,) * (3 - len(data))
+    return data, None, None
+
+
+def _log_value(value):
+    """A metric value for the logs: a Python float for numbers, one-element arrays and Tensors."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(())
+    if isinstance(value, (numbers.Real, np.number, np.ndarray)) and np.ndim(value) == 0:
+        return float(value)
+    return value
+
+
+_STEP_STYLES = {}                 # (class, step name) -> whether its step takes (x, y, sample_weight)
+
+
+def _takes_x_y(cls, name):
+    """Whether cls's train_step / test_step is engine 0.1's step(x, y, sample_weight) (else Keras 3's step(data))."""
+    key = (cls, name)
+    if key not in _STEP_STYLES:
+        params = [p.name for p in inspect.signature(getattr(cls, name)).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+        _STEP_STYLES[key] = params[:2] == ["x", "y"]
+    return _STEP_STYLES[key]
+
+
+def _take(array, index):
+    """array[index], or None for a missing y or sample_weight."""
+    return None if array is None else array[index]
+
+
 def _batches(n, batch_size, order=None):
     """Index arrays (or slices, in order) of consecutive batches covering n samples."""
     for start in range(0, n, batch_size):
@@ -119,6 +161,7 @@ class Model(Layer):
         self.stop_training = False
         self.history = None
         self._compile_config = None
+        self._loss_tracker = None
         self._metrics = None
         self._metric_ids = []
         self._weighted_ids = []
@@ -147,6 +190,7 @@ class Model(Layer):
         self.optimizer, self.loss = new_optimizer, new_loss
         self._metric_ids, self._weighted_ids = metric_ids, weighted_ids
         self._metrics = None                          # resolved on the first batch ('accuracy' needs shapes)
+        self._loss_tracker = metrics_module.Mean(name="loss")
         self.compiled = True
         self._compile_config = compile_config
 
@@ -158,63 +202,132 @@ class Model(Layer):
     def _require_compiled(self, where):
         if not self.compiled:
             raise RuntimeError(f"{where}: the model must be compiled first: call model.compile(optimizer, loss)")
-        if self.loss is None:
-            raise ValueError(f"{where}: expected a loss. Call model.compile(..., loss='mse') (or another loss)")
+        if self.loss is None and not self._steps_overridden():
+            if not self._adds_losses:
+                raise ValueError(f"{where}: expected a loss. Call model.compile(..., loss='mse') (or another loss), "
+                                 f"add one in call with self.add_loss(...), or override train_step")
+
+    def _steps_overridden(self):
+        """Whether a subclass writes its own train_step (then y and the compiled loss are up to it)."""
+        return type(self).train_step is not Model.train_step
+
+    @property
+    def _adds_losses(self):
+        """Whether some call may add a loss: a custom call (subclassed model or layer) may, so the check that
+        a loss exists waits for compute_loss."""
+        return any(type(layer).call is not Layer.call and type(layer).__module__.split(".")[0] != "engine"
+                   for layer in [self] + self._all_sublayers())
+
+    def _all_sublayers(self):
+        found, todo = [], list(self._sublayers)
+        while todo:
+            layer = todo.pop()
+            if all(layer is not f for f in found):
+                found.append(layer)
+                todo.extend(layer._sublayers)
+        return found
 
     def _resolve_metrics(self, y, y_pred):
-        if self._metrics is None:
-            self._loss_tracker = metrics_module.Mean(name="loss")
+        if self._metrics is None and y is not None:
             resolve = lambda ids: [metrics_module.get(m, loss=self.loss, y_true=y, y_pred=y_pred) for m in ids]  # noqa
             unweighted, weighted = resolve(self._metric_ids), resolve(self._weighted_ids)
             self._metrics = unweighted + weighted
             self._metric_weighted = [False] * len(unweighted) + [True] * len(weighted)
 
     @property
+    def metrics(self):
+        """The metric trackers fit resets at the start of every epoch (and evaluate at its start): the
+        compiled loss tracker and metrics, then every Metric kept as an attribute of the model (a custom
+        train_step's trackers, as in Keras 3). Override it to choose them yourself."""
+        found = [] if self._loss_tracker is None else [self._loss_tracker]
+        found += list(self._metrics or [])
+        for value in vars(self).values():
+            if isinstance(value, metrics_module.Metric) and all(value is not m for m in found):
+                found.append(value)
+        return found
+
+    @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in self._metrics or []]
+        return [m.name for m in self.metrics]
 
-    def _reset_metrics(self):
-        if self._metrics is not None:
-            self._loss_tracker.reset_state()
-            for m in self._metrics:
-                m.reset_state()
+    def reset_metrics(self):
+        """reset_state() of every tracker in self.metrics."""
+        for m in self.metrics:
+            m.reset_state()
 
-    def _logs(self):
-        logs = {"loss": self._loss_tracker.result()}
-        for m in self._metrics:
-            logs[m.name] = m.result()
-        return logs
+    def get_metrics_result(self):
+        """{name: result()} of self.metrics: what the default train_step and test_step return."""
+        return {m.name: m.result() for m in self.metrics}
 
-    # ---- one step
-    def compute_loss(self, y, y_pred, sample_weight=None):
-        """The compiled loss plus every regularization penalty of the model."""
-        loss = self.loss(y, y_pred, sample_weight)
-        for penalty in self.losses:
-            loss = loss + penalty
-        return loss
+    # ---- one step (Keras 3's contract: override train_step(self, data) to write your own)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss (when there is one) plus every loss the layers added in the forward pass (add_loss,
+        activity regularization) and the weight regularization penalties, as one scalar Tensor."""
+        terms = []
+        if self.loss is not None:
+            if y is None:
+                raise ValueError("compute_loss: the compiled loss compares y_pred with y, and y is None. Pass y to "
+                                 "fit (or compile without a loss and add one with self.add_loss)")
+            terms.append(self.loss(y, y_pred, sample_weight))
+        terms += self.losses
+        if not terms:
+            raise ValueError("compute_loss: expected a loss. Call model.compile(..., loss='mse') (or another loss), "
+                             "or add one in call with self.add_loss(...)")
+        self._resolve_metrics(y, None if y_pred is None else ops.to_array(y_pred))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
 
-    def train_step(self, x, y, sample_weight=None):
-        """Forward, loss, backward, optimizer update, metrics. x, y, sample_weight: one batch of arrays."""
+    def train_step(self, data):
+        """One training step on one batch, `data` = x, (x, y) or (x, y, sample_weight) as fit passes it: forward
+        with training=True, compute_loss, loss.backward(), the optimizer's update, then the metrics. Returns
+        {name: value} for the progress bar and the callbacks. Override it (Keras 3's signature) to train in
+        your own way: self.zero_grad(), loss.backward(), self.optimizer.apply(grads, self.trainable_weights)."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
         y_pred = self(x, training=True)
-        loss = self.compute_loss(y, y_pred, sample_weight)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
         loss.backward()
         variables = self.trainable_weights
         self.optimizer.apply([None if v.grad is None else v.grad.data for v in variables], variables)
         for v in variables:
             v.grad = None
-        self._update_metrics(y, y_pred.data, loss.item(), len(x), sample_weight)
+        self._update_metrics(y, y_pred, loss.item(), len(x), sample_weight)
+        return self.get_metrics_result()
 
-    def test_step(self, x, y, sample_weight=None):
-        with no_grad():
-            y_pred = self(x, training=False)
-            loss = self.compute_loss(y, y_pred, sample_weight)
-        self._update_metrics(y, y_pred.data, loss.item(), len(x), sample_weight)
+    def test_step(self, data):
+        """One evaluation step (run under no_grad): forward with training=False, compute_loss, the metrics."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        self._update_metrics(y, y_pred, loss.item(), len(x), sample_weight)
+        return self.get_metrics_result()
+
+    def predict_step(self, data):
+        """The model's output for one batch (run under no_grad)."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
 
     def _update_metrics(self, y, y_pred, loss, count, sample_weight):
+        y_pred = ops.to_array(y_pred)
         self._resolve_metrics(y, y_pred)
         self._loss_tracker.update_state(loss, sample_weight=count)
-        for m, weighted in zip(self._metrics, self._metric_weighted):
+        for m, weighted in zip(self._metrics or [], self._metric_weighted if self._metrics else []):
             m.update_state(y, y_pred, sample_weight if weighted else None)
+
+    def _run_step(self, where, step, x, y, sample_weight):
+        """step (train_step or test_step) on one batch, as Keras 3 calls it: data = x, (x, y) or (x, y, sw); an
+        engine 0.1 subclass's train_step(x, y, sample_weight) still works. Returns the logs, checked."""
+        data = x if y is None and sample_weight is None else (x, y) if sample_weight is None else (x, y, sample_weight)
+        if _takes_x_y(type(self), step.__name__):
+            logs = step(x, y, sample_weight)
+            logs = self.get_metrics_result() if logs is None else logs
+        else:
+            logs = step(data)
+        if not isinstance(logs, dict):
+            raise TypeError(f"{where}: expected {step.__name__} to return a dict of metric values, such as "
+                            f"{{m.name: m.result() for m in self.metrics}}. Received: {type(logs).__name__}")
+        return {name: _log_value(value) for name, value in logs.items()}
 
     # ---- fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -228,7 +341,8 @@ class Model(Layer):
         every epoch, with the engine's generator (engine.set_seed makes runs repeat exactly)."""
         where = "fit"
         self._require_compiled(where)
-        x, y, sample_weight = _xy(where, x, y, sample_weight, inputs=self._input_arrays)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, y_required=self.loss is not None,
+                                  inputs=self._input_arrays)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
         epochs = _check_int(where, "epochs", epochs, 0)
         initial_epoch = _check_int(where, "initial_epoch", initial_epoch, 0)
@@ -245,7 +359,8 @@ class Model(Layer):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError(f"{where}: expected validation_data=(x_val, y_val) or (x_val, y_val, "
                                  f"sample_weight_val). Received: {type(validation_data).__name__}")
-            val = _xy(f"{where} (validation_data)", *validation_data, inputs=self._input_arrays)
+            val = _xy(f"{where} (validation_data)", *validation_data, y_required=self.loss is not None,
+                      inputs=self._input_arrays)
             for name, train, held_out in (("x", x, val[0]), ("y", y, val[1])):
                 if getattr(held_out, "shape", None) is not None and held_out.shape[1:] != train.shape[1:]:
                     raise ValueError(f"{where}: expected validation_data's {name} with the sample shape of {name}, "
@@ -255,8 +370,8 @@ class Model(Layer):
             if split_at == 0 or split_at == len(x):
                 raise ValueError(f"{where}: validation_split={validation_split} leaves no samples for "
                                  f"{'training' if split_at == 0 else 'validation'} out of {len(x)}")
-            val = (x[split_at:], y[split_at:], None if sample_weight is None else sample_weight[split_at:])
-            x, y = x[:split_at], y[:split_at]
+            val = (x[split_at:], _take(y, slice(split_at, None)), _take(sample_weight, slice(split_at, None)))
+            x, y = x[:split_at], _take(y, slice(None, split_at))
             sample_weight = None if sample_weight is None else sample_weight[:split_at]
         if self._input_shape_arg is None and not self.built:
             self._input_shape_arg = tuple(x.shape[1:])
@@ -274,7 +389,7 @@ class Model(Layer):
         cbs.on_train_begin({})
         epoch_logs = {}
         for epoch in range(self._initial_epoch, epochs):
-            self._reset_metrics()
+            self.reset_metrics()
             cbs.on_epoch_begin(epoch, {})
             order = random.generator().permutation(n) if shuffle else None
             logs = {}
@@ -282,8 +397,7 @@ class Model(Layer):
                 if step >= steps:
                     break
                 cbs.on_train_batch_begin(step, {})
-                self.train_step(x[index], y[index], None if sample_weight is None else sample_weight[index])
-                logs = self._logs()
+                logs = self._run_step(where, self.train_step, x[index], _take(y, index), _take(sample_weight, index))
                 cbs.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
@@ -311,18 +425,21 @@ class Model(Layer):
         return weights if sample_weight is None else weights * sample_weight
 
     def _evaluate_arrays(self, x, y, sample_weight, batch_size, steps=None, callbacks=None):
-        self._reset_metrics()
+        self.reset_metrics()
+        logs = None
         for step, index in enumerate(_batches(len(x), batch_size)):
             if steps is not None and step >= steps:
                 break
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step, {})
-            self.test_step(x[index], y[index], None if sample_weight is None else sample_weight[index])
+            with no_grad():
+                logs = self._run_step("evaluate", self.test_step, x[index], _take(y, index), _take(sample_weight, index))
             if callbacks is not None:
-                callbacks.on_test_batch_end(step, self._logs())
-        if self._metrics is None:                     # no samples at all
-            return {name: float("nan") for name in ["loss"] + [str(m) for m in self._metric_ids + self._weighted_ids]}
-        return self._logs()
+                callbacks.on_test_batch_end(step, logs)
+        if logs is None:                              # no samples at all
+            names = ["loss"] + [str(m) for m in self._metric_ids + self._weighted_ids]
+            return {name: float("nan") for name in (names if not self._steps_overridden() else self.metrics_names)}
+        return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
@@ -330,7 +447,8 @@ class Model(Layer):
         or a dict with return_dict=True."""
         where = "evaluate"
         self._require_compiled(where)
-        x, y, sample_weight = _xy(where, x, y, sample_weight, inputs=self._input_arrays)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, y_required=self.loss is not None,
+                                  inputs=self._input_arrays)
         batch_size = _check_int(where, "batch_size", 32 if batch_size is None else batch_size, 1)
         if verbose not in _VERBOSE:
             raise ValueError(f"{where}: expected verbose in {_VERBOSE}. Received: verbose={verbose!r}")
@@ -360,12 +478,12 @@ class Model(Layer):
         outputs = []
         with no_grad():
             if len(x) == 0:
-                outputs.append(self(x, training=False).data)
+                outputs.append(ops.to_array(self.predict_step(x)))
             for step, index in enumerate(_batches(len(x), batch_size)):
                 if steps is not None and step >= steps:
                     break
                 cbs.on_predict_batch_begin(step, {})
-                outputs.append(self(x[index], training=False).data)
+                outputs.append(ops.to_array(self.predict_step(x[index])))
                 cbs.on_predict_batch_end(step, {"outputs": outputs[-1]})
         cbs.on_predict_end({})
         if verbose:
@@ -374,34 +492,54 @@ class Model(Layer):
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on exactly this batch; returns the loss (and metrics) of the batch."""
-        self._require_compiled("train_on_batch")
-        x, y, sample_weight = _xy("train_on_batch", x, y, sample_weight, inputs=self._input_arrays)
+        where = "train_on_batch"
+        self._require_compiled(where)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, y_required=self.loss is not None,
+                                  inputs=self._input_arrays)
         if class_weight is not None:
-            sample_weight = self._class_weights("train_on_batch", class_weight, y, sample_weight)
-        self._reset_metrics()
-        self.train_step(x, y, sample_weight)
-        return self._batch_result(return_dict)
+            sample_weight = self._class_weights(where, class_weight, y, sample_weight)
+        self.reset_metrics()
+        return self._batch_result(self._run_step(where, self.train_step, x, y, sample_weight), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """The loss (and metrics) on this batch, without training."""
-        self._require_compiled("test_on_batch")
-        x, y, sample_weight = _xy("test_on_batch", x, y, sample_weight, inputs=self._input_arrays)
-        self._reset_metrics()
-        self.test_step(x, y, sample_weight)
-        return self._batch_result(return_dict)
+        where = "test_on_batch"
+        self._require_compiled(where)
+        x, y, sample_weight = _xy(where, x, y, sample_weight, y_required=self.loss is not None,
+                                  inputs=self._input_arrays)
+        self.reset_metrics()
+        with no_grad():
+            return self._batch_result(self._run_step(where, self.test_step, x, y, sample_weight), return_dict)
 
     def predict_on_batch(self, x):
         with no_grad():
-            return self(self._input_arrays("predict_on_batch", x), training=False).data
+            return ops.to_array(self.predict_step(self._input_arrays("predict_on_batch", x)))
 
-    def _batch_result(self, return_dict):
-        logs = self._logs()
+    def _batch_result(self, logs, return_dict):
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
     # ---- inspection
+    @property
+    def layers(self):
+        """The layers this model holds (for a subclassed model: those kept as its attributes, in order)."""
+        return list(self._sublayers)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or the one at position `index` of self.layers."""
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -len(layers) <= index < len(layers):
+                raise ValueError(f"{self.name}.get_layer: expected index in [{-len(layers)}, {len(layers)}). "
+                                 f"Received: index={index!r}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self.name}: no layer named {name!r}. Layers: {[layer.name for layer in layers]}")
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False, show_trainable=False,
                 layer_range=None):
         """Print a Keras-style table: each layer, its output shape and its parameter count; then totals."""

@@ -63,6 +63,27 @@ def clear_session():
     _name_counts.clear()
 
 
+_calls_in_progress = []      # the layers whose call is running, outermost first: only the outermost clears losses
+
+
+def _is_structure(inputs, list_input):
+    """Whether a call's inputs are a structure of tensors (passed to call as they are) rather than the data of
+    one tensor: a dict, or a list/tuple whose items are tensors or arrays (a list of numbers is data)."""
+    if isinstance(inputs, dict):
+        return True
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        return False
+    return list_input or all(isinstance(item, (Tensor, np.ndarray, list, tuple, dict)) and
+                             (not isinstance(item, (list, tuple)) or _is_structure(item, False)) for item in inputs)
+
+
+def _as_input(leaf):
+    """A leaf of a structured input as a Tensor (integer and bool arrays, ids and masks, stay arrays)."""
+    if isinstance(leaf, Tensor) or (isinstance(leaf, np.ndarray) and leaf.dtype.kind in "iub"):
+        return leaf
+    return ops.convert_to_tensor(leaf)
+
+
 class Layer(serialization.Registered):
     """Base class of every layer. Subclass it and override build and call (and get_config when the
     constructor takes arguments) to write your own."""
@@ -160,12 +181,23 @@ class Layer(serialization.Registered):
     def __call__(self, inputs, *args, training=None, **kwargs):
         if symbolic.is_symbolic(inputs, args, kwargs):           # building a functional model: record the call
             return symbolic.call_symbolic(self, inputs, args, kwargs, training)
-        if self._list_input and isinstance(inputs, (list, tuple)):
-            x = [t if isinstance(t, Tensor) else ops.convert_to_tensor(t) for t in inputs]
-            self._maybe_build([tuple(t.shape) for t in x])
+        if _is_structure(inputs, self._list_input):            # a list, tuple or dict reaches call as it is
+            x = symbolic.map_leaves(inputs, _as_input)
+            self._maybe_build(symbolic.map_leaves(x, lambda t: tuple(t.shape)) if not isinstance(x, tuple)
+                              else [tuple(t.shape) for t in x])
         else:
             x = inputs if isinstance(inputs, Tensor) else ops.convert_to_tensor(inputs)
             self._maybe_build(tuple(x.shape))
+        outermost = not _calls_in_progress
+        if outermost:                                            # add_loss and activity penalties of this call
+            self._clear_losses()
+        _calls_in_progress.append(self)
+        try:
+            return self._call_and_mask(x, args, kwargs, training)
+        finally:
+            _calls_in_progress.pop()
+
+    def _call_and_mask(self, x, args, kwargs, training):
         if self._accepts_training():
             kwargs["training"] = training
         mask = kwargs.pop("mask", None)
@@ -178,8 +210,27 @@ class Layer(serialization.Registered):
             out_mask = self.compute_mask(x, mask)
             set_mask(first, out_mask[0] if isinstance(out_mask, (list, tuple)) else out_mask)
         if self.activity_regularizer is not None:
-            self._losses = [self.activity_regularizer(out)]            # unscaled, as in Keras 3
+            self.add_loss(self.activity_regularizer(out))             # unscaled, as in Keras 3
         return out
+
+    # ---- losses made in call
+    def add_loss(self, loss):
+        """Add a scalar to the training loss, from inside call (a VAE's KL term, a penalty): fit adds every
+        loss its layers added during the forward pass. They are cleared when the next forward pass starts."""
+        value = ops.convert_to_tensor(loss)
+        if value.size != 1:
+            raise ValueError(f"{self.name}.add_loss: expected a scalar loss (one value). Received: shape={value.shape}")
+        self._losses.append(ops.reshape(value, ()))
+
+    def _clear_losses(self):
+        self._losses = []
+        for layer in self._sublayers:
+            layer._clear_losses()
+
+    def zero_grad(self):
+        """Forget the gradients of every weight (weight.grad = None), before the next loss.backward()."""
+        for weight in self.weights:
+            weight.grad = None
 
     def _maybe_build(self, input_shape):
         """Build on first use, from the shape of the input (a list of shapes for a list input)."""

@@ -163,7 +163,7 @@ class _RNN(Layer):
             final[0] if kernel_mask is None or not (given_state or self.zero_output_for_mask)
             else ops.take_index(y, (slice(None), -1)))
         if self.rnn_activity_regularizer is not None:
-            self._losses = [self.rnn_activity_regularizer(output)]
+            self.add_loss(self.rnn_activity_regularizer(output))
         return [output] + list(final) if self.return_state else output
 
     def _fused(self):

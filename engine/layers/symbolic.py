@@ -85,12 +85,12 @@ def _flatten(value):
     return [value]
 
 
-def _map(value, fn):
+def map_leaves(value, fn):
     """value with fn applied to every leaf of its nested lists, tuples and dicts."""
     if isinstance(value, (list, tuple)):
-        return type(value)(_map(item, fn) for item in value)
+        return type(value)(map_leaves(item, fn) for item in value)
     if isinstance(value, dict):
-        return {key: _map(item, fn) for key, item in value.items()}
+        return {key: map_leaves(item, fn) for key, item in value.items()}
     return fn(value)
 
 
@@ -107,7 +107,7 @@ def is_symbolic(inputs, args=(), kwargs=None):
 
 def shape_of(value):
     """The shape of a tensor, array, KerasTensor or Input (batch first), or a list of them for a list."""
-    value = _map(value, _symbolic)
+    value = map_leaves(value, _symbolic)
     if isinstance(value, (list, tuple)):
         return [shape_of(item) for item in value]
     return tuple(np.shape(value) if not hasattr(value, "shape") else value.shape)
@@ -120,13 +120,13 @@ def _probe(value, size):
             return leaf
         array = np.zeros(tuple(size if d is None else d for d in leaf.shape), dtype=leaf.dtype)
         return array if array.dtype.kind in "iub" else Tensor._wrap(array)
-    return _map(value, fill)
+    return map_leaves(value, fill)
 
 
 def call_symbolic(layer, inputs, args, kwargs, training):
     """Record layer(inputs, *args, **kwargs) in the graph and return its output KerasTensor(s)."""
-    call_args = _map((inputs,) + tuple(args), _symbolic)
-    call_kwargs = _map(dict(kwargs), _symbolic)
+    call_args = map_leaves((inputs,) + tuple(args), _symbolic)
+    call_kwargs = map_leaves(dict(kwargs), _symbolic)
     if not layer.built:                        # from the symbolic shapes: a Dense on an unknown size fails here
         layer._maybe_build(shape_of(call_args[0]))
     results = []
