@@ -57,3 +57,17 @@ def assert_matmul_close(c, a, b, c_factor=2.0):
 
 def bits_equal(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def check_layer_grad(layer, x, tol=1e-6):
+    """The input gradient of layer(x), by autograd in float64, against central differences."""
+    import engine
+
+    def forward(a):
+        return layer(engine.tensor(a, dtype="float64")).data
+
+    def backward(r, a):
+        t = engine.tensor(a, dtype="float64", requires_grad=True)
+        (layer(t) * engine.tensor(r, dtype="float64")).sum().backward()
+        return [t.grad.data]
+    check_grad(forward, backward, [x], tol=tol)

@@ -7,7 +7,7 @@ from .core import (Activation, Dense, Dropout, Flatten, GaussianNoise, Input, In
 from .embedding import Embedding
 from .layernorm import LayerNormalization
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, GroupNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed, plot_gates
@@ -25,4 +25,4 @@ __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Leaky
            "MultiHeadAttention", "LayerNormalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
            "Concatenate", "add", "concatenate", "PositionalEncoding", "SinePositionEncoding", "PositionEmbedding",
            "TransformerEncoder", "TransformerDecoder",
-           "Lambda", "GaussianNoise", "Cropping2D", "RepeatVector", "Rescaling", "Normalization"]
+           "Lambda", "GaussianNoise", "Cropping2D", "RepeatVector", "Rescaling", "Normalization", "GroupNormalization"]

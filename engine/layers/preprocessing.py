@@ -99,6 +99,7 @@ class Normalization(Layer):
                 except ValueError:
                     raise ValueError(f"Normalization '{self.name}': expected mean and variance to broadcast to "
                                      f"{shape}. Received: shape {np.shape(value)}") from None
+        self.built = True
 
     def adapt(self, data, batch_size=None, steps=None):
         """Compute the mean and variance of `data` (an array of samples, or an iterable of batches) over every
