@@ -6,7 +6,7 @@
 // Layout: NHWC (Keras' channels_last) throughout, with Keras' kernel (KH, KW, C, F). Why NHWC: one row of
 // im2col is KH * KW runs of C contiguous input values (memcpy), the kernel is already the (KKC, F) matrix
 // of the GEMM, and the GEMM's output (pixels, F) is already the NHWC output: no transposes anywhere.
-// channels_first input is transposed at the edges (csrc/bind_cpu.cpp, with transpose_inner below).
+// channels_first input is transposed at the edges (csrc/bind_cpu/bind_conv2d.cpp, with transpose_inner below).
 //
 // The ladder (engine.ladder, family 'conv2d'):
 //   conv2d_forward_v1   direct nested loops: for each output value, the sum over kh, kw, c. No copies,

@@ -1,6 +1,6 @@
 // csrc/kernels.h (namespace engine): every CPU kernel's signature, one block per family.
 // Contract for all of them: outputs first, then inputs, then sizes; every array is float32, contiguous,
-// row-major, and sized as the comment says. Kernels trust their inputs: csrc/bind_cpu.cpp checks them.
+// row-major, and sized as the comment says. Kernels trust their inputs: csrc/bind_cpu/ checks them.
 // Dimensions: M, N, K matrix sizes (C is M x N, K is summed); N rows, D features; A, R, B the outer,
 // reduced and inner extents of a reduction or softmax axis (x viewed as (A, R, B) or (A, D, B)).
 #pragma once
