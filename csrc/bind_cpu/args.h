@@ -50,16 +50,32 @@ inline Array cache_aligned(const Shape& shape) {
     return Array(shape, p + skip, whole);
 }
 
-// A float32 NumPy array, made C-contiguous (copied only when it is not). Anything else: TypeError.
-inline Array input(const py::handle& obj, const std::string& where, const char* name) {
+// For a message about an argument of the wrong type: the name of obj's type.
+inline std::string type_name(const py::handle& obj) {
+    return std::string(py::str(py::type::of(obj).attr("__name__")));
+}
+
+// For a message about an array of the wrong dtype: obj's dtype, or the name of its type when it is no array.
+inline std::string dtype_or_type(const py::handle& obj) {
+    if (!py::isinstance<py::array>(obj)) return type_name(obj);
+    return std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype()));
+}
+
+// obj itself, when it is a float32 NumPy array. Anything else: TypeError.
+inline py::array float32_array(const py::handle& obj, const std::string& where, const char* name) {
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(where + ": expected " + name + " to be a float32 numpy array. Received: type(" +
-                             name + ")=" + std::string(py::str(py::type::of(obj).attr("__name__"))));
+                             name + ")=" + type_name(obj));
     py::array arr = py::reinterpret_borrow<py::array>(obj);
     if (!arr.dtype().is(py::dtype::of<float>()))
         throw py::type_error(where + ": expected " + name + " to be a float32 array. Received: " + name +
                              ".dtype=" + std::string(py::str(arr.dtype())));
-    return Array::ensure(arr);
+    return arr;
+}
+
+// A float32 NumPy array, made C-contiguous (copied only when it is not). Anything else: TypeError.
+inline Array input(const py::handle& obj, const std::string& where, const char* name) {
+    return Array::ensure(float32_array(obj, where, name));
 }
 
 inline void check_same_shape(const std::string& where, const char* name, const py::array& a, const char* other,
@@ -68,17 +84,21 @@ inline void check_same_shape(const std::string& where, const char* name, const p
                  shape_str(shape_of(b)), ". Received: ", name, ".shape=", shape_str(shape_of(a)));
 }
 
+// What the messages say of an argument a backward gets from its forward.
+constexpr const char* kForwardOutput = " (the forward output)";
+
+// a must have the shape `expected`; `note` (kForwardOutput, say) follows the shape in the message.
+inline void check_shape(const std::string& where, const char* name, const py::array& a, const Shape& expected,
+                        const char* note = "") {
+    ENGINE_CHECK(shape_of(a) == expected, where.c_str(), "expected ", name, " of shape ", shape_str(expected), note,
+                 ". Received: ", name, ".shape=", shape_str(shape_of(a)));
+}
+
 // A parameter or slot updated in place: it must be the caller's own float32, C-contiguous, writeable
 // array (a converted copy would swallow the update), shaped like the parameter. None gives nullptr.
 inline float* in_place(const std::string& where, const char* name, py::handle obj, const Shape& shape, bool optional) {
     if (optional && obj.is_none()) return nullptr;
-    if (!py::isinstance<py::array>(obj))
-        throw py::type_error(where + ": expected " + name + " to be a float32 numpy array. Received: type(" + name +
-                             ")=" + std::string(py::str(py::type::of(obj).attr("__name__"))));
-    py::array arr = py::reinterpret_borrow<py::array>(obj);
-    if (!arr.dtype().is(py::dtype::of<float>()))
-        throw py::type_error(where + ": expected " + name + " to be a float32 array. Received: " + name + ".dtype=" +
-                             std::string(py::str(arr.dtype())));
+    py::array arr = float32_array(obj, where, name);
     if (!arr.writeable())
         throw py::type_error(where + ": expected " + name + " to be writeable (it is updated in place)");
     if (!(arr.flags() & py::array::c_style))

@@ -3,7 +3,6 @@
 // csrc/attention_fused.cpp, csrc/attention_fused_backward.cpp and csrc/attention_ladder.cpp (attention).
 #include <cmath>
 #include <string>
-#include <tuple>
 #include <utility>
 
 #include "args.h"
@@ -87,9 +86,7 @@ AttentionCall attention_call(const std::string& where, py::handle q_obj, py::han
                              py::reinterpret_borrow<py::array>(mask_obj).dtype().kind() == 'b';
         if (!is_bool)
             throw py::type_error(where + ": expected mask to be a bool numpy array. Received: mask.dtype=" +
-                                 (py::isinstance<py::array>(mask_obj)
-                                      ? std::string(py::str(py::reinterpret_borrow<py::array>(mask_obj).dtype()))
-                                      : std::string(py::str(py::type::of(mask_obj).attr("__name__")))));
+                                 dtype_or_type(mask_obj));
         attention_extent(where, "mask", py::reinterpret_borrow<py::array>(mask_obj), g, g.mask_strides);
         c.mask = Bytes::ensure(mask_obj.attr("view")(py::dtype::of<uint8_t>()));
         g.mask = c.mask.data();
@@ -161,10 +158,9 @@ void bind_attention(py::module_& m, py::module_& ladder) {
         AttentionCall c = attention_call(where, q, k, v, mask, bias, scale, is_causal);
         const engine::AttentionArgs& g = c.args;
         Array dout = input(do_obj, where, "do"), o = input(o_obj, where, "o"), lse = input(lse_obj, where, "lse");
-        for (auto [name, a, shape] : {std::tuple<const char*, Array*, Shape>{"do", &dout, Shape{g.B, g.T, g.N, g.HV}},
-                                      {"o", &o, Shape{g.B, g.T, g.N, g.HV}}, {"lse", &lse, Shape{g.B, g.N, g.T}}})
-            ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
-                         ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
+        check_shape(where, "do", dout, Shape{g.B, g.T, g.N, g.HV});
+        check_shape(where, "o", o, Shape{g.B, g.T, g.N, g.HV});
+        check_shape(where, "lse", lse, Shape{g.B, g.N, g.T});
         Array dq = cache_aligned(shape_of(c.q)), dk = cache_aligned(shape_of(c.k)), dv = cache_aligned(shape_of(c.v));
         auto [dbias, db] = optional_scores(bias_grad, g);
         {

@@ -101,8 +101,7 @@ void bind_conv2d(py::module_& m, py::module_& ladder) {
         const engine::Window2d& g = a.g;
         Array dy = input(dy_obj, where, "dy");
         const Shape expected = a.first ? Shape{g.N, a.F, g.OH, g.OW} : Shape{g.N, g.OH, g.OW, a.F};
-        ENGINE_CHECK(shape_of(dy) == expected, where.c_str(), "expected dy of shape ", shape_str(expected),
-                     " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+        check_shape(where, "dy", dy, expected, kForwardOutput);
         Array xs = nhwc_of(a.x, a.first), dys = nhwc_of(dy, a.first);
         Array dx = cache_aligned(input_grad ? Shape{g.N, g.H, g.W, g.C} : Shape{0});
         Array dkernel = cache_aligned(shape_of(a.kernel)), dbias = cache_aligned(Shape{a.F});

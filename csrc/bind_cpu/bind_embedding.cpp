@@ -17,8 +17,7 @@ Ids token_ids(const std::string& where, const py::handle& obj, int64_t num_rows)
                          std::string("iu").find(py::reinterpret_borrow<py::array>(obj).dtype().kind()) != std::string::npos;
     if (!integer)
         throw py::type_error(where + ": expected ids to be an integer numpy array. Received: ids.dtype=" +
-                             (py::isinstance<py::array>(obj) ? std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype()))
-                                                             : std::string(py::str(py::type::of(obj).attr("__name__")))));
+                             dtype_or_type(obj));
     Ids ids = Ids::ensure(obj);
     const int64_t* p = ids.data();
     for (py::ssize_t i = 0; i < ids.size(); i++)

@@ -1,7 +1,6 @@
 // csrc/bind_cpu/bind_layernorm.cpp: layer normalisation (and RMS scaling) over the last axis, and its gradient,
 // as engine/ref/layernorm.py; kernels in csrc/layernorm.cpp.
 #include <string>
-#include <tuple>
 
 #include "args.h"
 #include "families.h"
@@ -63,10 +62,9 @@ void bind_layernorm(py::module_& m, py::module_& /* no ladder */) {
         Array dy = input(dy_obj, where, "dy"), mean = input(mean_obj, where, "mean"),
               rstd = input(rstd_obj, where, "rstd");
         const Shape rows(x.shape(), x.shape() + x.ndim() - 1);
-        for (auto [name, a, shape] : {std::tuple<const char*, Array*, Shape>{"dy", &dy, shape_of(x)},
-                                      {"mean", &mean, rows}, {"rstd", &rstd, rows}})
-            ENGINE_CHECK(shape_of(*a) == shape, where.c_str(), "expected ", name, " of shape ", shape_str(shape),
-                         ". Received: ", name, ".shape=", shape_str(shape_of(*a)));
+        check_shape(where, "dy", dy, shape_of(x));
+        check_shape(where, "mean", mean, rows);
+        check_shape(where, "rstd", rstd, rows);
         Array dx = cache_aligned(shape_of(x)), dgamma = cache_aligned(Shape{D}), dbeta = cache_aligned(Shape{D});
         {
             py::gil_scoped_release nogil;

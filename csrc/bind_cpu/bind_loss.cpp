@@ -25,8 +25,7 @@ void check_dloss(const std::string& where, const Array& dloss, const Array& rows
 Labels class_ids(const std::string& where, py::handle obj, const Array& logits) {
     if (!py::isinstance<py::array>(obj) || !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int64_t>()))
         throw py::type_error(where + ": expected labels to be an int64 numpy array. Received: labels.dtype=" +
-                             (py::isinstance<py::array>(obj) ? std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype()))
-                                                             : std::string(py::str(py::type::of(obj).attr("__name__")))));
+                             dtype_or_type(obj));
     Labels labels = Labels::ensure(obj);
     const int64_t N = logits.shape(0), C = logits.shape(1);
     ENGINE_CHECK(labels.ndim() == 1 && labels.shape(0) == N, where.c_str(), "expected labels of shape (", N,

@@ -102,8 +102,7 @@ void bind_matmul(py::module_& m, py::module_& ladder) {
         const std::string where = "matmul_backward";
         Array dc = input(dc_obj, where, "dc"), a = input(a_obj, where, "a"), b = input(b_obj, where, "b");
         const MatmulShape s = matmul_shape(where, a, b, ta, tb);
-        ENGINE_CHECK(shape_of(dc) == s.out, where.c_str(), "expected dc of shape ", shape_str(s.out),
-                     " (the forward output). Received: dc.shape=", shape_str(shape_of(dc)));
+        check_shape(where, "dc", dc, s.out, kForwardOutput);
         Array da = cache_aligned(shape_of(a)), db = cache_aligned(shape_of(b));
         const int64_t M = s.M, N = s.N, K = s.K, dc_step = M * N;
         const int64_t da_step = s.a_shared ? 0 : M * K, db_step = s.b_shared ? 0 : K * N;
@@ -160,8 +159,7 @@ void bind_matmul(py::module_& m, py::module_& ladder) {
         Array dy = input(dy_obj, where, "dy"), x = input(x_obj, where, "x"), w = input(w_obj, where, "w"),
               z = input(z_obj, where, "z"), y = input(y_obj, where, "y");
         const DenseShape s = dense_shape(where, x, w);
-        ENGINE_CHECK(shape_of(dy) == s.out, where.c_str(), "expected dy of shape ", shape_str(s.out),
-                     " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+        check_shape(where, "dy", dy, s.out, kForwardOutput);
         check_same_shape(where, "y", y, "dy", dy);
         check_same_shape(where, "z", z, "dy", dy);
         float param = 0.0f;

@@ -43,8 +43,7 @@ PoolArgs pool_args(const std::string& where, py::handle x_obj, const py::object&
 
 Array pool_dy(const std::string& where, py::handle dy_obj, const PoolArgs& a) {
     Array dy = input(dy_obj, where, "dy");
-    ENGINE_CHECK(shape_of(dy) == a.out, where.c_str(), "expected dy of shape ", shape_str(a.out),
-                 " (the forward output). Received: dy.shape=", shape_str(shape_of(dy)));
+    check_shape(where, "dy", dy, a.out, kForwardOutput);
     return dy;
 }
 
@@ -65,7 +64,7 @@ GlobalView global_view(const std::string& where, const py::array& x, const py::o
 Array global_dy(const std::string& where, py::handle dy_obj, const GlobalView& v, bool keepdims) {
     Array dy = input(dy_obj, where, "dy");
     ENGINE_CHECK(shape_of(dy) == v.out || shape_of(dy) == v.keep, where.c_str(), "expected dy of shape ",
-                 shape_str(keepdims ? v.keep : v.out), " (the forward output). Received: dy.shape=",
+                 shape_str(keepdims ? v.keep : v.out), kForwardOutput, ". Received: dy.shape=",
                  shape_str(shape_of(dy)));
     return dy;
 }
@@ -96,14 +95,11 @@ void bind_pool2d(py::module_& m, py::module_& /* no ladder */) {
         const bool is_int32 = py::isinstance<py::array>(argmax_obj) &&
                               py::reinterpret_borrow<py::array>(argmax_obj).dtype().is(py::dtype::of<int32_t>());
         if (!is_int32)
-            throw py::type_error(where + ": expected argmax to be the int32 array from maxpool2d_forward. Received: argmax.dtype=" +
-                                 (py::isinstance<py::array>(argmax_obj)
-                                      ? std::string(py::str(py::reinterpret_borrow<py::array>(argmax_obj).dtype()))
-                                      : std::string(py::str(py::type::of(argmax_obj).attr("__name__")))));
+            throw py::type_error(where + ": expected argmax to be the int32 array from maxpool2d_forward. "
+                                 "Received: argmax.dtype=" + dtype_or_type(argmax_obj));
         Argmax argmax = Argmax::ensure(argmax_obj);
         pool_dy(where, dy, a);
-        ENGINE_CHECK(shape_of(argmax) == a.out, where.c_str(), "expected argmax of shape ", shape_str(a.out),
-                     " (the forward output). Received: argmax.shape=", shape_str(shape_of(argmax)));
+        check_shape(where, "argmax", argmax, a.out, kForwardOutput);
         const int32_t* index = argmax.data();
         Array dx = cache_aligned(shape_of(a.x));
         int64_t outside;
@@ -187,7 +183,7 @@ void bind_pool2d(py::module_& m, py::module_& /* no ladder */) {
         const GlobalView v = global_view(where, x, data_format);
         Array dy = global_dy(where, dy_obj, v, keepdims), y = input(y_obj, where, "y");
         ENGINE_CHECK(y.size() == v.A * v.B, where.c_str(), "expected y of shape ", shape_str(keepdims ? v.keep : v.out),
-                     " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
+                     kForwardOutput, ". Received: y.shape=", shape_str(shape_of(y)));
         Array dx = cache_aligned(shape_of(x));
         {
             py::gil_scoped_release nogil;

@@ -101,7 +101,7 @@ Array run_reduce_forward(const std::string& where, ReduceForward kernel, py::han
 Array check_dy(const std::string& where, py::handle dy_obj, const ReducePlan& p) {
     Array dy = input(dy_obj, where, "dy");
     ENGINE_CHECK(shape_of(dy) == p.out || shape_of(dy) == p.keep, where.c_str(), "expected dy of shape ",
-                 shape_str(p.out), " or ", shape_str(p.keep), " (the forward output). Received: dy.shape=",
+                 shape_str(p.out), " or ", shape_str(p.keep), kForwardOutput, ". Received: dy.shape=",
                  shape_str(shape_of(dy)));
     return dy;
 }
@@ -153,8 +153,7 @@ void bind_reduce(py::module_& m, py::module_& /* no ladder */) {
         const ReducePlan p = reduce_plan(where, x, axis);
         Array dy = check_dy(where, dy_obj, p);
         Array y = input(y_obj, where, "y");
-        ENGINE_CHECK(shape_of(y) == shape_of(dy), where.c_str(), "expected y of shape ", shape_str(shape_of(dy)),
-                     " (the forward output). Received: y.shape=", shape_str(shape_of(y)));
+        check_shape(where, "y", y, shape_of(dy), kForwardOutput);
         Array xp = planned(x, p);
         Array dx = cache_aligned(Shape{p.A * p.R * p.B});
         {
