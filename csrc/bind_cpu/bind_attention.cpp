@@ -148,7 +148,7 @@ void bind_attention(py::module_& m, py::module_& ladder) {
         return run_axis_backward("log_softmax_backward", engine::log_softmax_backward, dy, y, axis);
     }, arg("dy"), arg("y"), arg("axis") = py::int_(-1), "dx = dy - exp(y) * sum(dy) along axis");
 
-    def_attention(m, "attention_forward", engine::attention_forward,
+    def_attention(m, "attention_forward", engine::attention_forward_v2,
                   "o, lse, weights = attention_forward(q, k, v, mask=None, bias=None, scale=None, is_causal=False, "
                   "return_weights=False); q (B, T, N, H), k (B, S, K, H), v (B, S, K, HV)");
     m.def("attention_backward", [](py::handle do_obj, py::handle q, py::handle k, py::handle v, py::handle o_obj,
@@ -190,7 +190,7 @@ void bind_attention(py::module_& m, py::module_& ladder) {
     }
     def_attention(ladder, "attention_forward_v1", engine::attention_forward_v1,
                   "naive rung: o, lse, weights = attention_forward_v1(q, k, v, ...), full score matrix per head");
-    def_attention(ladder, "attention_forward_v2", engine::attention_forward,
+    def_attention(ladder, "attention_forward_v2", engine::attention_forward_v2,
                   "fused rung (= attention_forward): tiles and an online softmax");
 }
 

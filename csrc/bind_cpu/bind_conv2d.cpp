@@ -118,9 +118,9 @@ void bind_conv2d(py::module_& m, py::module_& ladder) {
 
     def_conv2d(ladder, "conv2d_forward_v1", engine::conv2d_forward_v1,
                "The direct convolution: nested loops, one thread (same arguments as conv2d_forward)");
-    def_conv2d(ladder, "conv2d_forward_v2", engine::conv2d_forward_im2col,
+    def_conv2d(ladder, "conv2d_forward_v2", engine::conv2d_forward_v2,
                "im2col in cache-sized blocks + the packed GEMM (same arguments as conv2d_forward)");
-    def_conv2d(ladder, "conv2d_forward_v3", engine::conv2d_forward_winograd,
+    def_conv2d(ladder, "conv2d_forward_v3", engine::conv2d_forward_v3,
                "Winograd F(2x2, 3x3): 3x3 kernels, strides 1 (any dilation), at least 8 channels and filters (same "
                "arguments as conv2d_forward)");
 }
