@@ -91,8 +91,9 @@ void def_conv2d(py::module_& m, const char* name, ConvRung rung, const char* doc
 void bind_conv2d(py::module_& m, py::module_& ladder) {
     using py::arg;
     def_conv2d(m, "conv2d_forward", engine::conv2d_forward,
-               "y = conv2d(x, kernel) + bias by im2col + GEMM; x: (N, H, W, C) or (N, C, H, W), kernel: "
-               "(KH, KW, C, F)");
+               "y = conv2d(x, kernel) + bias; x: (N, H, W, C) or (N, C, H, W), kernel: (KH, KW, C, F). Winograd "
+               "F(2x2, 3x3) (rung v3) for 3x3 kernels, strides 1, at least 8 channels and filters and an output of at "
+               "least 2x2; im2col + GEMM (rung v2) for every other shape");
     m.def("conv2d_backward", [](py::handle dy_obj, py::handle x_obj, py::handle k_obj, const py::object& strides,
                                 const py::object& padding, const py::object& dilation, const py::object& data_format,
                                 bool input_grad) -> py::tuple {
@@ -113,16 +114,17 @@ void bind_conv2d(py::module_& m, py::module_& ladder) {
         return py::make_tuple(input_grad ? py::object(layout_of(dx, a.first)) : py::object(py::none()), dkernel, dbias);
     }, arg("dy"), arg("x"), arg("kernel"), arg("strides") = py::make_tuple(1, 1), arg("padding") = "valid",
           arg("dilation_rate") = py::make_tuple(1, 1), arg("data_format") = "channels_last", arg("input_grad") = true,
-          "dx, dkernel, dbias = conv2d_backward(dy, x, kernel, ...): col2im for dx (None if not input_grad), one GEMM "
-          "for dkernel");
+          "dx, dkernel, dbias = conv2d_backward(dy, x, kernel, ...); dx is None if not input_grad. Winograd where "
+          "conv2d_forward runs it; elsewhere dkernel = im2col(x)^T @ dy and dx = col2im(dy @ kernel^T), block by "
+          "block");
 
     def_conv2d(ladder, "conv2d_forward_v1", engine::conv2d_forward_v1,
                "The direct convolution: nested loops, one thread (same arguments as conv2d_forward)");
     def_conv2d(ladder, "conv2d_forward_v2", engine::conv2d_forward_v2,
                "im2col in cache-sized blocks + the packed GEMM (same arguments as conv2d_forward)");
     def_conv2d(ladder, "conv2d_forward_v3", engine::conv2d_forward_v3,
-               "Winograd F(2x2, 3x3): 3x3 kernels, strides 1 (any dilation), at least 8 channels and filters (same "
-               "arguments as conv2d_forward)");
+               "Winograd F(2x2, 3x3): 3x3 kernels, strides 1 (any dilation), at least 8 channels and filters, an "
+               "output of at least 2x2 (same arguments as conv2d_forward)");
 }
 
 }  // namespace engine::bind
