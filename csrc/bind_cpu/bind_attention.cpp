@@ -12,35 +12,6 @@ namespace engine::bind {
 
 namespace {
 
-using AxisForward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
-using AxisBackward = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
-
-// softmax_forward and log_softmax_forward: x viewed as (A, D, B) around `axis`.
-Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, const py::object& axis) {
-    Array x = input(x_obj, where, "x");
-    const AxisView v = axis_view(where, x, axis);
-    Array y = cache_aligned(shape_of(x));
-    {
-        py::gil_scoped_release nogil;
-        if (x.size() > 0) kernel(y.mutable_data(), x.data(), v.A, v.D, v.B);
-    }
-    return y;
-}
-
-// Their backwards, from dy and the forward output y.
-Array run_axis_backward(const std::string& where, AxisBackward kernel, py::handle dy_obj, py::handle y_obj,
-                        const py::object& axis) {
-    Array dy = input(dy_obj, where, "dy"), y = input(y_obj, where, "y");
-    check_same_shape(where, "dy", dy, "y", y);
-    const AxisView v = axis_view(where, y, axis);
-    Array dx = cache_aligned(shape_of(y));
-    {
-        py::gil_scoped_release nogil;
-        if (y.size() > 0) kernel(dx.mutable_data(), dy.data(), y.data(), v.A, v.D, v.B);
-    }
-    return dx;
-}
-
 using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
 // The arrays of one attention call, checked, contiguous and kept alive, and the kernel's view of them.
@@ -129,6 +100,35 @@ void def_attention(py::module_& m, const char* name, AttentionRung rung, const c
         return py::make_tuple(o, lse, weights);
     }, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask") = py::none(), py::arg("bias") = py::none(),
           py::arg("scale") = py::none(), py::arg("is_causal") = false, py::arg("return_weights") = false, doc);
+}
+
+using AxisForward = void (*)(float*, const float*, int64_t, int64_t, int64_t);
+using AxisBackward = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t);
+
+// softmax_forward and log_softmax_forward: x viewed as (A, D, B) around `axis`.
+Array run_axis_forward(const std::string& where, AxisForward kernel, py::handle x_obj, const py::object& axis) {
+    Array x = input(x_obj, where, "x");
+    const AxisView v = axis_view(where, x, axis);
+    Array y = cache_aligned(shape_of(x));
+    {
+        py::gil_scoped_release nogil;
+        if (x.size() > 0) kernel(y.mutable_data(), x.data(), v.A, v.D, v.B);
+    }
+    return y;
+}
+
+// Their backwards, from dy and the forward output y.
+Array run_axis_backward(const std::string& where, AxisBackward kernel, py::handle dy_obj, py::handle y_obj,
+                        const py::object& axis) {
+    Array dy = input(dy_obj, where, "dy"), y = input(y_obj, where, "y");
+    check_same_shape(where, "dy", dy, "y", y);
+    const AxisView v = axis_view(where, y, axis);
+    Array dx = cache_aligned(shape_of(y));
+    {
+        py::gil_scoped_release nogil;
+        if (y.size() > 0) kernel(dx.mutable_data(), dy.data(), y.data(), v.A, v.D, v.B);
+    }
+    return dx;
 }
 
 }  // namespace
