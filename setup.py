@@ -1,6 +1,6 @@
 """Build recipe for engine's compiled kernels.
 
-engine._cpu   C++17 + OpenMP kernels from csrc/, bound by one pybind11 file (csrc/bind_cpu.cpp).
+engine._cpu   C++17 + OpenMP kernels from csrc/, bound by pybind11 in csrc/bind_cpu/ (one file per family).
               Built for the baseline x86-64 ISA; the SIMD path (AVX-512, AVX2+FMA, portable) is
               chosen at run time inside the kernels, so one wheel runs on any x86-64 CPU.
 engine._im2col_cython   the Cython rung of the conv2d ladder (engine/_im2col_cython.pyx): built whenever
@@ -23,7 +23,8 @@ ParallelCompile("NPY_NUM_BUILD_JOBS", default=0).install()   # compile the .cpp 
 
 
 def cpu_extension():
-    kernel_sources = sorted(f for f in glob.glob("csrc/*.cpp") if not f.endswith("bind_cpu.cpp"))
+    bind_sources = sorted(glob.glob("csrc/bind_cpu/*.cpp"))     # the module: module.cpp + bind_<family>.cpp
+    kernel_sources = sorted(glob.glob("csrc/*.cpp"))
     flags = ["-fopenmp", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     # No floating-point operation traps and sqrt never sets errno: GCC may then compute both arms of a select,
     # which is what lets the AVX2 loops vectorise (csrc/common.h). Neither flag changes a result.
@@ -34,8 +35,8 @@ def cpu_extension():
         flags.append("-march=native")
     return Pybind11Extension(
         "engine._cpu",
-        ["csrc/bind_cpu.cpp"] + kernel_sources,
-        depends=sorted(glob.glob("csrc/*.h")),          # header edits trigger a rebuild
+        bind_sources + kernel_sources,
+        depends=sorted(glob.glob("csrc/*.h") + glob.glob("csrc/bind_cpu/*.h")),     # header edits trigger a rebuild
         cxx_std=17,
         extra_compile_args=flags,
         extra_link_args=["-fopenmp"],

@@ -135,8 +135,8 @@ ENGINE_FLATTEN void forward_portable(const Forward& f, int64_t task) { forward_t
 
 }  // namespace
 
-void attention_forward(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
-                       const AttentionArgs& args) {
+void attention_forward_v2(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
+                          const AttentionArgs& args) {
     const Forward f{Plan(args), o, lse, weights, q, k, v};
     const Simd simd = simd_active();
     parallel_tasks(args.B * args.N * f.P.nqb, parallel_worth_it(attention_work(args)), [&](int64_t task) {

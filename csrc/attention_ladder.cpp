@@ -5,7 +5,8 @@
 //   attention_forward_v1   naive: for each (batch, head) the whole T x S score matrix in memory: S = Q K^T
 //                          (engine::matmul_forward), scale, bias and masks, softmax row by row, O = P V (matmul
 //                          again). Memory O(T S) per head; OpenMP over heads.
-//   attention_forward      fused (csrc/attention_fused.cpp): tiles and an online softmax, memory O(T + S).
+//   attention_forward_v2   fused (csrc/attention_fused.cpp): tiles and an online softmax, memory O(T + S);
+//                          engine._cpu.attention_forward.
 // Dimensions as in csrc/attention_fused.cpp: B, T, S, N query heads, K key heads, H, HV head sizes.
 #include <omp.h>
 

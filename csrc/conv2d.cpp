@@ -6,19 +6,20 @@
 // Layout: NHWC (Keras' channels_last) throughout, with Keras' kernel (KH, KW, C, F). Why NHWC: one row of
 // im2col is KH * KW runs of C contiguous input values (memcpy), the kernel is already the (KKC, F) matrix
 // of the GEMM, and the GEMM's output (pixels, F) is already the NHWC output: no transposes anywhere.
-// channels_first input is transposed at the edges (csrc/bind_cpu.cpp, with transpose_inner below).
+// channels_first input is transposed at the edges (csrc/bind_cpu/bind_conv2d.cpp, with transpose_inner below).
 //
 // The ladder (engine.ladder, family 'conv2d'):
 //   conv2d_forward_v1   direct nested loops: for each output value, the sum over kh, kw, c. No copies,
 //                       no GEMM, one thread: the definition, and the speed of plain loops
 //   (the Cython rung, engine/_im2col_cython.pyx, and the NumPy reference sit between these two)
-//   conv2d_forward_im2col (v2)  im2col one block (whole images, or rows of one large image) at a time into a
-//                       buffer that stays in cache, then the packed SIMD GEMM (matmul_forward) writes the block's
-//                       outputs, bias included.
+//   conv2d_forward_v2   im2col + GEMM: im2col one block (whole images, or rows of one large image) at a time
+//                       into a buffer that stays in cache, then the packed SIMD GEMM (matmul_forward) writes the
+//                       block's outputs, bias included.
 //                       OpenMP over blocks (each thread runs its GEMMs alone), or over the GEMM itself when
 //                       there are too few blocks to share.
-//   conv2d_forward_winograd (v3, conv2d_winograd.cpp)  3x3, stride 1 (any dilation): Winograd's F(2x2, 3x3),
-//                       2.25x fewer multiply-adds. conv2d_forward and conv2d_backward take it wherever it applies.
+//   conv2d_forward_v3   (conv2d_winograd.cpp) 3x3, stride 1 (any dilation): Winograd's F(2x2, 3x3), 2.25x
+//                       fewer multiply-adds. conv2d_forward and conv2d_backward take it wherever it applies
+//                       (conv2d_winograd_applies), im2col everywhere else.
 //
 // Determinism: blocks depend on the shape only; every output is written by one thread; the weight
 // gradient is summed in slices of images fixed by the shape, added in slice order; col2im adds into one
@@ -163,12 +164,12 @@ static bool share_blocks(int64_t blocks, int64_t work) {
 
 void conv2d_forward(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
                     int64_t F) {
-    if (g.N > 0 && conv2d_winograd_applies(g, F)) return conv2d_forward_winograd(y, x, kernel, bias, g, F);
-    conv2d_forward_im2col(y, x, kernel, bias, g, F);
+    if (g.N > 0 && conv2d_winograd_applies(g, F)) return conv2d_forward_v3(y, x, kernel, bias, g, F);   // Winograd
+    conv2d_forward_v2(y, x, kernel, bias, g, F);                                                           // im2col
 }
 
-void conv2d_forward_im2col(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
-                           int64_t F) {
+void conv2d_forward_v2(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
+                       int64_t F) {
     const int64_t K = receptive(g), pixels = g.OH * g.OW;
     if (g.N == 0 || pixels == 0 || F == 0) return;
     if (is_pointwise(g)) {                         // the input (N * H * W, C) is the cols matrix

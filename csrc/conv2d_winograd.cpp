@@ -1,7 +1,8 @@
 // csrc/conv2d_winograd.cpp (namespace engine): 3x3 convolution, stride 1, by Winograd's minimal
-// filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Matches
-// engine/ref/conv2d.py (conv2d_forward, and both gradients of conv2d_backward) to float32 rounding. A dilated
-// kernel is one undilated convolution per phase (every DH-th row, DW-th column; see phases_of).
+// filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): the
+// conv2d ladder's last rung, conv2d_forward_v3, and both gradients. Matches engine/ref/conv2d.py
+// (conv2d_forward, and both gradients of conv2d_backward) to float32 rounding. A dilated kernel is one
+// undilated convolution per phase (every DH-th row, DW-th column; see phases_of).
 //
 // The idea: a 2x2 block of outputs needs a 4x4 patch of input (a tile). In the transformed domain the
 // convolution of the tile with the kernel is an element-wise product of two 4x4 arrays:
@@ -418,9 +419,9 @@ std::vector<Plan> phases_of(const Window2d& g, int64_t F) {
 
 }  // namespace
 
-void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
-                             int64_t F) {
-    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_forward_winograd",
+void conv2d_forward_v3(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
+                       int64_t F) {
+    ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_forward_v3",
                  "expected a 3x3 kernel, strides 1, at least ", kWinogradMinChannels,
                  " input channels and filters and an output of at least 2x2. Received: kernel ", g.KH, "x", g.KW,
                  ", strides (", g.SH, ", ", g.SW, "), ", g.C, " channels, ", F, " filters, output ", g.OH, "x", g.OW);
@@ -432,7 +433,7 @@ void conv2d_forward_winograd(float* y, const float* x, const float* kernel, cons
 
 void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_input_winograd",
-                 "expected a convolution that conv2d_forward_winograd computes");
+                 "expected a convolution that conv2d_forward_v3 computes");
     // flipped (3, 3, F, C): flipped[i][j][f][c] = kernel[2 - i][2 - j][c][f]
     thread_local std::vector<float> flipped, u;
     const int64_t C = g.C;
@@ -453,7 +454,7 @@ void conv2d_backward_input_winograd(float* dx, const float* dy, const float* ker
 
 void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F) {
     ENGINE_CHECK(conv2d_winograd_applies(g, F), "conv2d_backward_kernel_winograd",
-                 "expected a convolution that conv2d_forward_winograd computes");
+                 "expected a convolution that conv2d_forward_v3 computes");
     thread_local std::vector<float> du;
     du.resize(16 * g.C * F);
     kernel_gradient(du.data(), dy, x, phases_of(g, F));

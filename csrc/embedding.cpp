@@ -1,7 +1,7 @@
 // csrc/embedding.cpp (namespace engine): embedding lookup (a gather of table rows by id) and its backward
 // (a scatter-add of gradient rows into the table). Matches engine/ref/embedding.py exactly (copies and
 // sums in the same order). Dimensions: n ids, V rows of the table, D features per row.
-// Kernels trust their inputs: every id is in [0, V) (csrc/bind_cpu.cpp checks them).
+// Kernels trust their inputs: every id is in [0, V) (csrc/bind_cpu/bind_embedding.cpp checks them).
 //
 // Determinism: in the backward two positions with the same id add into the same row. Instead of atomics
 // (whose order depends on timing), each thread owns a band of table rows, reads every id, and adds only

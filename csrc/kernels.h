@@ -1,6 +1,6 @@
 // csrc/kernels.h (namespace engine): every CPU kernel's signature, one block per family.
 // Contract for all of them: outputs first, then inputs, then sizes; every array is float32, contiguous,
-// row-major, and sized as the comment says. Kernels trust their inputs: csrc/bind_cpu.cpp checks them.
+// row-major, and sized as the comment says. Kernels trust their inputs: csrc/bind_cpu/ checks them.
 // Dimensions: M, N, K matrix sizes (C is M x N, K is summed); N rows, D features; A, R, B the outer,
 // reduced and inner extents of a reduction or softmax axis (x viewed as (A, R, B) or (A, D, B)).
 #pragma once
@@ -138,8 +138,8 @@ struct AttentionArgs {
     const float* bias;
     int64_t bias_strides[3];
 };
-void attention_forward(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
-                       const AttentionArgs& args);                      // fused: tiles + online softmax
+void attention_forward_v2(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
+                          const AttentionArgs& args);                   // fused: tiles + online softmax
 void attention_forward_v1(float* o, float* lse, float* weights, const float* q, const float* k, const float* v,
                           const AttentionArgs& args);                   // naive: the full score matrix per head
 // dq, dk, dv shaped like q, k, v; dbias (B, N, T, S) = d loss / d logits when not nullptr.
@@ -195,11 +195,12 @@ void simple_rnn_backward(float* dx, float* dh0, float* dkernel, float* drecurren
 struct Window2d {
     int64_t N, H, W, C, KH, KW, SH, SW, DH, DW, pad_top, pad_left, OH, OW;
 };
-// y (N, OH, OW, F) = im2col(x) @ kernel + bias (bias may be nullptr). conv2d_forward_v1: the direct loops.
+// y (N, OH, OW, F) = conv2d(x, kernel) + bias (bias may be nullptr). The ladder's rungs: conv2d_forward_v1 the
+// direct loops, conv2d_forward_v2 im2col + GEMM, conv2d_forward_v3 Winograd (below); conv2d_forward runs v3
+// where conv2d_winograd_applies, v2 everywhere else.
 void conv2d_forward(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
-void conv2d_forward_im2col(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
-                           int64_t F);
 void conv2d_forward_v1(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
+void conv2d_forward_v2(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
 // dx (N, H, W, C), dkernel (KH, KW, C, F), dbias (F,) from dy (N, OH, OW, F); dx or dbias nullptr: not wanted.
 void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, const float* x, const float* kernel,
                      const Window2d& g, int64_t F);
@@ -207,8 +208,7 @@ void conv2d_backward(float* dx, float* dkernel, float* dbias, const float* dy, c
 // enough channels (a dilated kernel: one undilated convolution per phase). conv2d_backward_input_winograd: dx (N, H, W, C) from dy (N, OH, OW, F);
 // conv2d_backward_kernel_winograd: dkernel (3, 3, C, F) from dy and x.
 bool conv2d_winograd_applies(const Window2d& g, int64_t F);
-void conv2d_forward_winograd(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g,
-                             int64_t F);
+void conv2d_forward_v3(float* y, const float* x, const float* kernel, const float* bias, const Window2d& g, int64_t F);
 void conv2d_backward_input_winograd(float* dx, const float* dy, const float* kernel, const Window2d& g, int64_t F);
 void conv2d_backward_kernel_winograd(float* dkernel, const float* dy, const float* x, const Window2d& g, int64_t F);
 // One image, output rows [oh0, oh1): cols ((oh1 - oh0) * OW, KH * KW * C); col2im adds cols back into dx.

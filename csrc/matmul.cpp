@@ -4,6 +4,12 @@
 // All matrices are row-major and contiguous; op(A) is A (M, K), or A^T when A is stored (K, M) and
 // trans_a is set; the same for B. Transposed operands are read in place, never copied out.
 //
+// Why one file of about 700 lines: the ladder reads top to bottom, from the naive loops to the packed GEMM,
+// and what rung 4 is built from (packing, a micro-kernel per SIMD path, the blocking plan, the threads' loops)
+// is static and used by rung 4 alone; cut in two, both halves would share a private header of those types.
+// The dense layer and the bias add (the last 45 lines) are this GEMM with its epilogue, grouped as
+// engine/ref/matmul.py groups them.
+//
 // The ladder (each rung is bound in engine.ladder and tested against the reference). GFLOP/s measured on
 // the 2-core AVX-512 test machine, 256 x 256 x 256, 2 threads, medians (`python -m engine.tour matmul`;
 // NumPy/OpenBLAS in the same run: 181):

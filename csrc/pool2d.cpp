@@ -4,7 +4,7 @@
 //
 // Layout: NHWC. For each output pixel the window is clipped to the real input (padding never counts), and
 // the inner loop runs over the C contiguous channels, so it vectorises. channels_first input (N, C, H, W)
-// needs no transpose: it is NHWC with N * C images of one channel (csrc/bind_cpu.cpp passes it that way).
+// needs no transpose: it is NHWC with N * C images of one channel (csrc/bind_cpu/bind_pool2d.cpp passes it so).
 //
 // Max pooling keeps, per output, the input position h * W + w it came from (argmax, int32): the first
 // maximum of the window in row-major order, or the first NaN (NaN propagates). The backward adds each

@@ -1,7 +1,7 @@
 // csrc/reduce.cpp (namespace engine): sum, mean and max over one run of axes, and their gradients.
 // Matches engine/ref/reduce.py. x is viewed as (A, R, B): R is the product of the reduced axes, A of
-// the axes before them, B of the axes after them (csrc/bind_cpu.cpp moves non-adjacent reduced axes
-// together first). Element (a, r, b) is x[(a * R + r) * B + b]; y is (A, B).
+// the axes before them, B of the axes after them (csrc/bind_cpu/bind_reduce.cpp moves non-adjacent reduced
+// axes together first). Element (a, r, b) is x[(a * R + r) * B + b]; y is (A, B).
 //
 // Determinism: a sum is split into fixed chunks of R (kChunk rows, whatever the thread count), each
 // chunk summed in order in double, and the chunk sums added in order. The split only depends on the

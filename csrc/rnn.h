@@ -25,8 +25,8 @@
 //    products over all steps at once at the end: dkernel = x^T dz, drecurrent_kernel = h_prev^T dz,
 //    dx = dz kernel^T (each band its columns, on the same team; the engine's GEMM for sequences too small
 //    for a team).
-// Kernels trust their inputs (csrc/bind_cpu.cpp checks the shapes). The outputs should start on a 64-byte
-// boundary (bind_cpu.cpp allocates them so): the bands of different threads then never share a cache line.
+// Kernels trust their inputs (csrc/bind_cpu/bind_rnn.cpp checks the shapes). The outputs should start on a 64-byte
+// boundary (csrc/bind_cpu/args.h allocates them so): the bands of different threads then never share a cache line.
 #pragma once
 
 #include <algorithm>

@@ -181,7 +181,7 @@ def test_winograd_matches_ref_forward_and_backward(N, H, W, C, F, padding, dilat
 
 def test_winograd_rung_names_the_shapes_it_takes():
     x, w = random_f32(1, 6, 6, 8), random_f32(3, 3, 8, 8)
-    with pytest.raises(ValueError, match=r"conv2d_forward_winograd: expected a 3x3 kernel, strides 1, "
+    with pytest.raises(ValueError, match=r"conv2d_forward_v3: expected a 3x3 kernel, strides 1, "
                                          r"at least 8 input channels and filters .*Received: kernel 3x3, strides \(2, 2\)"):
         cpu.ladder.conv2d_forward_v3(x, w, None, 2, "same")
     with pytest.raises(ValueError, match=r"Received: kernel 3x3, strides \(1, 1\), 4 channels"):

@@ -1,5 +1,5 @@
 """Argument checks shared by the reference kernels. They raise the same errors, with the same words, as
-csrc/bind_cpu.cpp, so a test can pin one message for every backend. The references also accept float64
+csrc/bind_cpu/ (args.h), so a test can pin one message for every backend. The references also accept float64
 (for gradient checks against finite differences); the compiled kernels take float32 only."""
 import numpy as np
 
