@@ -109,14 +109,36 @@ inline float* in_place(const std::string& where, const char* name, py::handle ob
     return static_cast<float*>(arr.mutable_data());
 }
 
-// An axis given as a Python or NumPy integer (not a bool, which Python also counts as an int). `expected`
-// describes what the function takes; `whole` is the axis argument as the caller passed it.
+// `obj` as an int64 when it is one integer: a Python or NumPy integer, not a bool (which Python also counts as an
+// int). False for anything else, without a Python error left set: a NumPy array passes PyIndex_Check and then
+// refuses in PyNumber_Index (which returns NULL), and an int past int64 overflows.
+inline bool index_value(const py::handle& obj, int64_t& out) {
+    if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr())) return false;
+    PyObject* number = PyNumber_Index(obj.ptr());
+    if (number == nullptr) {
+        PyErr_Clear();
+        return false;
+    }
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    Py_DECREF(number);
+    if (overflow != 0 || (value == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return false;
+    }
+    out = value;
+    return true;
+}
+
+// An axis given as one integer (index_value). `expected` describes what the function takes; `whole` is the
+// axis argument as the caller passed it.
 inline int64_t axis_int(const std::string& where, const py::handle& obj, const py::object& whole,
                         const char* expected) {
-    if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    int64_t axis = 0;
+    if (!index_value(obj, axis))
         throw py::type_error(where + ": expected axis to be " + expected + ". Received: axis=" +
                              std::string(py::repr(whole)));
-    return py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())).cast<int64_t>();
+    return axis;
 }
 
 inline int64_t normalize_axis(const std::string& where, int64_t axis, int64_t ndim) {

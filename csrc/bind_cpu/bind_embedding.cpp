@@ -48,8 +48,8 @@ void bind_embedding(py::module_& m, py::module_& /* no ladder */) {
     m.def("embedding_backward", [](py::handle dy_obj, py::handle ids_obj, py::object num_rows_obj) -> Array {
         const std::string where = "embedding_backward";
         Array dy = input(dy_obj, where, "dy");
-        const bool integer = PyIndex_Check(num_rows_obj.ptr()) && !PyBool_Check(num_rows_obj.ptr());
-        const int64_t num_rows = integer ? num_rows_obj.cast<int64_t>() : -1;
+        int64_t num_rows = -1;
+        if (!index_value(num_rows_obj, num_rows)) num_rows = -1;
         ENGINE_CHECK(num_rows >= 0, where.c_str(), "expected num_rows to be an int >= 0. Received: num_rows=",
                      std::string(py::repr(num_rows_obj)));
         Ids ids = token_ids(where, ids_obj, num_rows);

@@ -27,8 +27,8 @@ ReducePlan reduce_plan(const std::string& where, const py::array& x, const py::o
     std::vector<bool> reduced(ndim, axis.is_none());
     if (!axis.is_none()) {
         std::vector<int64_t> axes;
-        if (PyIndex_Check(axis.ptr()) && !PyBool_Check(axis.ptr())) {
-            axes.push_back(axis_int(where, axis, axis, kAxes));
+        if (int64_t one = 0; index_value(axis, one)) {
+            axes.push_back(one);
         } else if (py::isinstance<py::sequence>(axis) && !py::isinstance<py::str>(axis)) {
             for (const auto& item : axis) axes.push_back(axis_int(where, item, axis, kAxes));
         } else {

@@ -21,13 +21,12 @@ inline std::pair<int64_t, int64_t> int_pair(const std::string& where, const char
                                      "Received: " + name + "=" + std::string(py::repr(obj)));
     };
     const auto positive = [&](const py::handle& v) {
-        if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) throw bad();
-        const int64_t k = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr())).cast<int64_t>();
-        if (k <= 0) throw bad();
+        int64_t k = 0;
+        if (!index_value(v, k) || k <= 0) throw bad();
         return k;
     };
-    if (PyIndex_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
-        const int64_t k = positive(obj);
+    if (int64_t k = 0; index_value(obj, k)) {
+        if (k <= 0) throw bad();
         return {k, k};
     }
     if (py::isinstance<py::str>(obj) || !py::isinstance<py::sequence>(obj) || py::len(obj) != 2) throw bad();
@@ -69,9 +68,9 @@ inline Padding padding_arg(const std::string& where, const py::handle& obj) {
     for (const auto& pair : obj) {
         if (py::isinstance<py::str>(pair) || !py::isinstance<py::sequence>(pair) || py::len(pair) != 2) throw bad();
         for (const auto& v : pair) {
-            if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) throw bad();
-            values.push_back(py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr())).cast<int64_t>());
-            if (values.back() < 0) throw bad();
+            int64_t k = 0;
+            if (!index_value(v, k) || k < 0) throw bad();
+            values.push_back(k);
         }
     }
     p.mode = "explicit";
