@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from .backend import kernels
-from .tensor import Tensor, is_grad_enabled, result
+from .tensor import Tensor, _records, result, results
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -707,39 +707,14 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_sca
     return transpose(out, tuple(np.argsort(rest + axes)))
 # --------------------------------------------------------------------------------------------- recurrent
 # SimpleRNN, LSTM and GRU over whole sequences, each one fused kernel call forward and one backward (see
-# engine/ref/rnn.py). A kernel has several outputs (the sequence and the last states); the first output's
-# tensor runs the backward, once, with the gradients every output received (zeros where none arrived).
-
-
-def _outputs(arrays, parents, backward, op):
-    """One Tensor per array in `arrays`, all made by one kernel call. backward(grads) takes one gradient per
-    output and returns one per parent."""
-    received = [None] * len(arrays)
-
-    def first_backward(g):
-        grads = [g] + [r if r is not None else np.zeros_like(a) for r, a in zip(received[1:], arrays[1:])]
-        received[1:] = [None] * (len(arrays) - 1)                # ready for another backward pass
-        return backward(grads)
-
-    first = result(arrays[0], parents, first_backward, op)
-    outs = [first]
-    for i in range(1, len(arrays)):
-        def keep(g, i=i):
-            received[i] = g if received[i] is None else received[i] + g
-            return (np.broadcast_to(np.zeros((), g.dtype), arrays[0].shape),)   # so first_backward runs
-        outs.append(result(arrays[i], (first,), keep, op))
-    return outs
+# engine/ref/rnn.py). A kernel has several outputs (the sequence and the last states): tensor.results makes them
+# share one graph node, whose backward runs once with a gradient for every output (zeros for an unused one).
 
 
 def _floats(*xs):
     """Tensors of one float dtype: float64 if any input is float64 (then the reference kernels run)."""
     dtype = np.float64 if any(to_array(x).dtype == np.float64 for x in xs) else np.float32
     return [convert_to_tensor(x, dtype) for x in xs]
-
-
-def _records(parents):
-    """Whether an operation on these inputs records a backward (grad mode on, some input needs a gradient)."""
-    return is_grad_enabled() and any(p.requires_grad for p in parents)
 
 
 def _mask_array(mask, dtype):
@@ -760,11 +735,10 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=No
         return tuple(Tensor._wrap(a) for a in k.lstm_forward(*args, save=False))
     y, h, c, gates, cells = k.lstm_forward(*args)
 
-    def backward(grads):
-        dy, dh, dc = grads
+    def backward(dy, dh, dc):
         return k.lstm_backward(dy, dh, dc, x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, mask,
                                recurrent_mask, y, gates, cells, activation, recurrent_activation)
-    return tuple(_outputs([y, h, c], tuple(parents), backward, "lstm"))
+    return results((y, h, c), tuple(parents), backward, "lstm")
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
@@ -780,11 +754,10 @@ def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, a
         return tuple(Tensor._wrap(a) for a in k.gru_forward(*args, save=False))
     y, h, gates, recurrent_h = k.gru_forward(*args)
 
-    def backward(grads):
-        dy, dh = grads
+    def backward(dy, dh):
         return k.gru_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask, recurrent_mask, y,
                               gates, recurrent_h, activation, recurrent_activation)
-    return tuple(_outputs([y, h], tuple(parents), backward, "gru"))
+    return results((y, h), tuple(parents), backward, "gru")
 
 
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh"):
@@ -796,11 +769,10 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=
     y, h = k.simple_rnn_forward(x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask,
                                 activation)
 
-    def backward(grads):
-        dy, dh = grads
+    def backward(dy, dh):
         return k.simple_rnn_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask,
                                      recurrent_mask, y, activation)
-    return tuple(_outputs([y, h], tuple(parents), backward, "simple_rnn"))
+    return results((y, h), tuple(parents), backward, "simple_rnn")
 # --------------------------------------------------------------------------------------------- convolution, pooling, batch norm
 # Keras 3's ops.conv, ops.max_pool, ops.average_pool and ops.pad, engine's global pooling and fused batch norm, on
 # the conv2d, pool2d and batchnorm kernels
