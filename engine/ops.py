@@ -722,23 +722,27 @@ def _mask_array(mask, dtype):
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
-         recurrent_activation="sigmoid"):
+         recurrent_activation="sigmoid", return_gates=False):
     """An LSTM over a whole sequence: (y, h, c) = every h_t (N, T, U) and the last states (N, U).
     x (N, T, D), kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,) in Keras' layout (gates i, f, c, o);
-    mask (N, T): 0 marks padded steps (state carried); recurrent_mask (N, U): recurrent dropout, scaled."""
+    mask (N, T): 0 marks padded steps (state carried); recurrent_mask (N, U): recurrent dropout, scaled.
+    return_gates=True also returns what the kernel saves for its backward: (y, h, c, gates, cells), gates
+    (N, T, 4U) every step's i, f, c, o after their activations and cells (N, T, U) every c_t; these two carry
+    no gradient (LSTM.trace_gates shows them)."""
     x, h0, c0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, c0, kernel, recurrent_kernel, bias)
     k = kernels(x.dtype)
     mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
     args = (x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
             recurrent_activation)
-    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+    if not return_gates and not _records(parents):       # inference: the kernel saves nothing for a backward
         return tuple(Tensor._wrap(a) for a in k.lstm_forward(*args, save=False))
     y, h, c, gates, cells = k.lstm_forward(*args)
 
     def backward(dy, dh, dc):
         return k.lstm_backward(dy, dh, dc, x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, mask,
                                recurrent_mask, y, gates, cells, activation, recurrent_activation)
-    return results((y, h, c), tuple(parents), backward, "lstm")
+    outputs = results((y, h, c), tuple(parents), backward, "lstm")
+    return outputs + (Tensor._wrap(gates), Tensor._wrap(cells)) if return_gates else outputs
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
