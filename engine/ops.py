@@ -6,13 +6,18 @@ families (matmul, bias add, activations, softmax, reductions) run on the active 
 Every function takes Tensors, NumPy arrays or numbers and returns a Tensor.
 
 Gradient rules for broadcasting: an input that was broadcast gets the gradient summed back to its shape.
+
+One file on purpose (past the ~600 lines a file in engine/ usually stays under): every op is here, so going from
+a layer to its kernel is one hop. Each kernel family has a section that opens with the files holding its NumPy
+reference (engine/ref/), its C++ kernel and binding (csrc/) and its tests; `grep -n "^# reference" ops.py` lists
+them.
 """
 import builtins
 
 import numpy as np
 
 from .backend import kernels
-from .tensor import Tensor, is_grad_enabled, result
+from .tensor import Tensor, _records, result, results
 
 # --------------------------------------------------------------------------------------------- helpers
 
@@ -58,6 +63,7 @@ def _grad_for(t, g):
 
 
 # --------------------------------------------------------------------------------------------- arithmetic
+# NumPy element-wise, broadcasting: no kernel family.   tests: tests/test_autograd.py
 
 
 def add(x1, x2):
@@ -171,6 +177,9 @@ def where(condition, x1, x2):
 
 
 # --------------------------------------------------------------------------------------------- matmul family
+# reference: engine/ref/matmul.py
+# kernel:    csrc/matmul.cpp (bound in csrc/bind_cpu/bind_matmul.cpp)
+# tests:     tests/test_matmul.py, tests/test_dense.py
 
 
 def _operand(data):
@@ -241,6 +250,9 @@ def bias_add(x, bias):
 
 
 # --------------------------------------------------------------------------------------------- activations
+# reference: engine/ref/activation.py
+# kernel:    csrc/activation.cpp (bound in csrc/bind_cpu/bind_activation.cpp)
+# tests:     tests/test_activation.py
 
 
 def _activation(name, x, **params):
@@ -299,6 +311,12 @@ def softplus(x):
     return _activation("softplus", x)
 
 
+# --------------------------------------------------------------------------------------------- softmax, log_softmax
+# reference: engine/ref/attention.py
+# kernel:    csrc/attention.cpp (bound in csrc/bind_cpu/bind_attention.cpp)
+# tests:     tests/test_attention.py
+
+
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along axis (computed with the max subtracted: no overflow)."""
     x = convert_to_tensor(x)
@@ -319,6 +337,9 @@ def log_softmax(x, axis=-1):
 
 
 # --------------------------------------------------------------------------------------------- reductions
+# reference: engine/ref/reduce.py
+# kernel:    csrc/reduce.cpp (bound in csrc/bind_cpu/bind_reduce.cpp)
+# tests:     tests/test_reduce.py
 
 
 def _axis_arg(axis):
@@ -355,6 +376,7 @@ def min(x, axis=None, keepdims=False):
 
 
 # --------------------------------------------------------------------------------------------- shapes
+# NumPy views and copies: no kernel family.   tests: tests/test_autograd.py
 
 
 def reshape(x, newshape):
@@ -462,6 +484,9 @@ def take_index(x, index):
 
 
 # --------------------------------------------------------------------------------------------- cross-entropy
+# reference: engine/ref/loss.py
+# kernel:    csrc/loss.cpp (bound in csrc/bind_cpu/bind_loss.cpp)
+# tests:     tests/test_loss_kernels.py, tests/test_losses.py
 # Keras 3's functions: per-sample losses (the last axis reduced), from probabilities or from logits.
 # From logits, and from the output of ops.softmax (whose logits are remembered), they run the fused
 # kernels of engine/ref/loss.py: no log of zero, no overflow at logits of 1e4, gradient probs - targets.
@@ -543,6 +568,9 @@ def binary_crossentropy(target, output, from_logits=False):
 
 
 # --------------------------------------------------------------------------------------------- embedding
+# reference: engine/ref/embedding.py
+# kernel:    csrc/embedding.cpp (bound in csrc/bind_cpu/bind_embedding.cpp)
+# tests:     tests/test_embedding.py
 
 
 def embedding(ids, table):
@@ -556,8 +584,10 @@ def embedding(ids, table):
 
 
 # --------------------------------------------------------------------------------------------- attention
-# Keras 3's ops.dot_product_attention on the fused kernel (engine/ref/attention.py, csrc/attention_fused.cpp),
-# and layer normalisation (engine/ref/layernorm.py, csrc/layernorm.cpp).
+# reference: engine/ref/attention.py
+# kernel:    csrc/attention_fused.cpp, csrc/attention_fused_backward.cpp (bound in csrc/bind_cpu/bind_attention.cpp)
+# tests:     tests/test_attention_fused.py
+# Keras 3's ops.dot_product_attention on the fused kernel, or on separate ops (softmax, matmul) when asked.
 
 
 def _attention_extent(where, name, a, full):
@@ -667,6 +697,12 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
     return _attention_fused(q, k, v, bias, mask, scale, bool(is_causal), full)[0]
 
 
+# --------------------------------------------------------------------------------------------- layer normalisation
+# reference: engine/ref/layernorm.py
+# kernel:    csrc/layernorm.cpp (bound in csrc/bind_cpu/bind_layernorm.cpp)
+# tests:     tests/test_layernorm.py
+
+
 def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_scaling=False):
     """(x - mean) / sqrt(var + epsilon) * gamma + beta over `axis` (an int or a tuple of ints; the statistics
     are taken over all of them together). gamma and beta have the shape of those axes, or are None.
@@ -705,30 +741,15 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_sca
     if moved is x:
         return out
     return transpose(out, tuple(np.argsort(rest + axes)))
+
+
 # --------------------------------------------------------------------------------------------- recurrent
-# SimpleRNN, LSTM and GRU over whole sequences, each one fused kernel call forward and one backward (see
-# engine/ref/rnn.py). A kernel has several outputs (the sequence and the last states); the first output's
-# tensor runs the backward, once, with the gradients every output received (zeros where none arrived).
-
-
-def _outputs(arrays, parents, backward, op):
-    """One Tensor per array in `arrays`, all made by one kernel call. backward(grads) takes one gradient per
-    output and returns one per parent."""
-    received = [None] * len(arrays)
-
-    def first_backward(g):
-        grads = [g] + [r if r is not None else np.zeros_like(a) for r, a in zip(received[1:], arrays[1:])]
-        received[1:] = [None] * (len(arrays) - 1)                # ready for another backward pass
-        return backward(grads)
-
-    first = result(arrays[0], parents, first_backward, op)
-    outs = [first]
-    for i in range(1, len(arrays)):
-        def keep(g, i=i):
-            received[i] = g if received[i] is None else received[i] + g
-            return (np.broadcast_to(np.zeros((), g.dtype), arrays[0].shape),)   # so first_backward runs
-        outs.append(result(arrays[i], (first,), keep, op))
-    return outs
+# reference: engine/ref/rnn.py
+# kernel:    csrc/lstm.cpp, csrc/gru.cpp, csrc/simple_rnn.cpp, csrc/rnn.h (bound in csrc/bind_cpu/bind_rnn.cpp)
+# tests:     tests/test_rnn.py, tests/test_recurrent.py
+# SimpleRNN, LSTM and GRU over whole sequences, each one fused kernel call forward and one backward. A kernel has
+# several outputs (the sequence and the last states): tensor.results makes them share one graph node, whose
+# backward runs once with a gradient for every output (zeros for an unused one).
 
 
 def _floats(*xs):
@@ -737,34 +758,32 @@ def _floats(*xs):
     return [convert_to_tensor(x, dtype) for x in xs]
 
 
-def _records(parents):
-    """Whether an operation on these inputs records a backward (grad mode on, some input needs a gradient)."""
-    return is_grad_enabled() and any(p.requires_grad for p in parents)
-
-
 def _mask_array(mask, dtype):
     return None if mask is None else np.ascontiguousarray(to_array(mask), dtype=dtype)
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
-         recurrent_activation="sigmoid"):
+         recurrent_activation="sigmoid", return_gates=False):
     """An LSTM over a whole sequence: (y, h, c) = every h_t (N, T, U) and the last states (N, U).
     x (N, T, D), kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,) in Keras' layout (gates i, f, c, o);
-    mask (N, T): 0 marks padded steps (state carried); recurrent_mask (N, U): recurrent dropout, scaled."""
+    mask (N, T): 0 marks padded steps (state carried); recurrent_mask (N, U): recurrent dropout, scaled.
+    return_gates=True also returns what the kernel saves for its backward: (y, h, c, gates, cells), gates
+    (N, T, 4U) every step's i, f, c, o after their activations and cells (N, T, U) every c_t; these two carry
+    no gradient (LSTM.trace_gates shows them)."""
     x, h0, c0, kernel, recurrent_kernel, bias = parents = _floats(x, h0, c0, kernel, recurrent_kernel, bias)
     k = kernels(x.dtype)
     mask, recurrent_mask = _mask_array(mask, x.dtype), _mask_array(recurrent_mask, x.dtype)
     args = (x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask, activation,
             recurrent_activation)
-    if not _records(parents):                    # inference: the kernel saves nothing for a backward
+    if not return_gates and not _records(parents):       # inference: the kernel saves nothing for a backward
         return tuple(Tensor._wrap(a) for a in k.lstm_forward(*args, save=False))
     y, h, c, gates, cells = k.lstm_forward(*args)
 
-    def backward(grads):
-        dy, dh, dc = grads
+    def backward(dy, dh, dc):
         return k.lstm_backward(dy, dh, dc, x.data, h0.data, c0.data, kernel.data, recurrent_kernel.data, mask,
                                recurrent_mask, y, gates, cells, activation, recurrent_activation)
-    return tuple(_outputs([y, h, c], tuple(parents), backward, "lstm"))
+    outputs = results((y, h, c), tuple(parents), backward, "lstm")
+    return outputs + (Tensor._wrap(gates), Tensor._wrap(cells)) if return_gates else outputs
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh",
@@ -780,11 +799,10 @@ def gru(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, a
         return tuple(Tensor._wrap(a) for a in k.gru_forward(*args, save=False))
     y, h, gates, recurrent_h = k.gru_forward(*args)
 
-    def backward(grads):
-        dy, dh = grads
+    def backward(dy, dh):
         return k.gru_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask, recurrent_mask, y,
                               gates, recurrent_h, activation, recurrent_activation)
-    return tuple(_outputs([y, h], tuple(parents), backward, "gru"))
+    return results((y, h), tuple(parents), backward, "gru")
 
 
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=None, activation="tanh"):
@@ -796,16 +814,16 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask=
     y, h = k.simple_rnn_forward(x.data, h0.data, kernel.data, recurrent_kernel.data, bias.data, mask, recurrent_mask,
                                 activation)
 
-    def backward(grads):
-        dy, dh = grads
+    def backward(dy, dh):
         return k.simple_rnn_backward(dy, dh, x.data, h0.data, kernel.data, recurrent_kernel.data, mask,
                                      recurrent_mask, y, activation)
-    return tuple(_outputs([y, h], tuple(parents), backward, "simple_rnn"))
-# --------------------------------------------------------------------------------------------- convolution, pooling, batch norm
+    return results((y, h), tuple(parents), backward, "simple_rnn")
+
+
+# --------------------------------------------------------------------------------------------- conv, pool, batch norm
 # Keras 3's ops.conv, ops.max_pool, ops.average_pool and ops.pad, engine's global pooling and fused batch norm, on
-# the conv2d, pool2d and batchnorm kernels
-# (engine/ref/conv2d.py, pool2d.py, batchnorm.py). 2-D operands are images (N, H, W, C) (or (N, C, H, W) with
-# data_format='channels_first'); 1-D ones, sequences (N, L, C), run as images of height 1.
+# the conv2d, pool2d and batchnorm families (a section each, below). 2-D operands are images (N, H, W, C) (or
+# (N, C, H, W) with data_format='channels_first'); 1-D ones, sequences (N, L, C), run as images of height 1.
 
 
 def _image_format(data_format):
@@ -833,6 +851,12 @@ def _from_image(y, was_sequence, data_format):
     if not was_sequence:
         return y
     return squeeze(y, 1 if data_format == "channels_last" else 2)
+
+
+# --------------------------------------------------------------------------------------------- conv2d family
+# reference: engine/ref/conv2d.py
+# kernel:    csrc/conv2d.cpp, csrc/conv2d_winograd.cpp (bound in csrc/bind_cpu/bind_conv2d.cpp)
+# tests:     tests/test_conv2d.py, tests/test_cnn_layers.py
 
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1, bias=None):
@@ -866,6 +890,12 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
         return grads if b is not None else grads[:2]
     out = result(y, (image, w) if b is None else (image, w, b), backward, "conv2d")
     return _from_image(out, was_sequence, data_format)
+
+
+# --------------------------------------------------------------------------------------------- pool2d family
+# reference: engine/ref/pool2d.py
+# kernel:    csrc/pool2d.cpp, global pooling on csrc/reduce.cpp (bound in csrc/bind_cpu/bind_pool2d.cpp)
+# tests:     tests/test_pool2d.py, tests/test_cnn_layers.py
 
 
 def _pool(kind, inputs, pool_size, strides, padding, data_format):
@@ -920,6 +950,10 @@ def global_max_pool(inputs, data_format=None, keepdims=False):
     return _global_pool("max", inputs, data_format, keepdims)
 
 
+# --------------------------------------------------------------------------------------------- padding
+# NumPy: no kernel family.   tests: tests/test_cnn_layers.py
+
+
 def pad(x, pad_width, mode="constant", constant_values=None):
     """keras.ops.pad in 'constant' mode: pad_width is one (before, after) pair per axis (or one pair for all);
     the gradient is the unpadded part of the upstream gradient."""
@@ -937,6 +971,12 @@ def pad(x, pad_width, mode="constant", constant_values=None):
     y = np.pad(x.data, widths, constant_values=0 if constant_values is None else constant_values)
     inside = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
     return result(y, (x,), lambda g: (g[inside],), "pad")
+
+
+# --------------------------------------------------------------------------------------------- batchnorm family
+# reference: engine/ref/batchnorm.py
+# kernel:    csrc/batchnorm.cpp (bound in csrc/bind_cpu/bind_batchnorm.cpp)
+# tests:     tests/test_batchnorm.py
 
 
 def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3, training=False, axis=-1):

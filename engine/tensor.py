@@ -2,8 +2,14 @@
 
 A Tensor holds a NumPy array (`.data`, float32 unless you ask for float64), an optional gradient
 (`.grad`, a Tensor) and, when it was made by an operation that needs gradients, that operation's
-backward function and inputs. `loss.backward()` walks this graph from `loss` back to the leaves in
-reverse topological order and adds each leaf's gradient into its `.grad`.
+inputs and backward function. The graph's vertices:
+    a leaf                          a tensor no recorded operation made (weights, inputs)
+    the output of one operation     a tensor from result(): its ._parents and ._backward(g) are the operation's
+    a _Node                         one operation with several outputs, from results(): its ._backward takes a
+                                    gradient per output; each output tensor points to it (._node, ._index)
+`loss.backward()` walks the vertices from `loss` back to the leaves in reverse topological order, so a
+vertex's turn comes after every gradient for it has arrived: each backward runs once, with the gradients
+summed, and each leaf's gradient is added into its `.grad`.
 
 Gradients accumulate, as in PyTorch: a second backward() adds to `.grad` instead of replacing it. Clear
 them with `t.grad = None` (optimizers and fit() do this for you) before the next step.
@@ -66,7 +72,8 @@ class Tensor:
     Tensor(data, requires_grad=False, dtype=None): data is a number, nested lists or a NumPy array;
     it is copied and stored as float32 (or float64 if dtype says so)."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_op", "_logits", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_backward", "_node", "_index", "_op", "_logits",
+                 "__weakref__")
     __array_ufunc__ = None                       # numpy_array + tensor calls Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -74,8 +81,10 @@ class Tensor:
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.name = None
-        self._parents = None
+        self._parents = None                     # set when result() made this tensor
         self._backward = None
+        self._node = None                        # set when results() made it: the _Node it shares; ._index, set
+                                                 # with it, says which output of the node this tensor is
         self._op = None
         self._logits = None
 
@@ -130,7 +139,7 @@ class Tensor:
         """A leaf tensor around `data`, without copying or checking it."""
         t = Tensor.__new__(Tensor)
         t.data, t.grad, t.requires_grad, t.name = data, None, False, None
-        t._parents = t._backward = t._op = t._logits = None
+        t._parents = t._backward = t._node = t._op = t._logits = None
         return t
 
     # ---- autograd
@@ -151,21 +160,29 @@ class Tensor:
             if seed.shape != self.shape:
                 raise ValueError(f"backward: expected gradient of shape {self.shape}. "
                                  f"Received: gradient.shape={seed.shape}")
-        grads = {id(self): seed}
-        for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
+        # id(vertex) -> its gradient so far; a _Node's is a list, one gradient (or None) per output
+        grads = {id(self): seed} if self._node is None else _node_grads({}, self, seed)
+        for vertex in reversed(_topological_order(self if self._node is None else self._node)):
+            g = grads.pop(id(vertex), None)
             if g is None:
                 continue
-            if type(g) is not np.ndarray or g.dtype != node.data.dtype:   # NumPy gives scalars for 0-d results
-                g = np.asarray(g, dtype=node.data.dtype)
-            if node._backward is None:           # a leaf: keep its gradient
-                if node.grad is None:
-                    node.grad = Tensor._wrap(np.array(g, copy=True))
-                else:
-                    node.grad = Tensor._wrap(node.grad.data + g)
-                continue
-            for parent, pg in zip(node._parents, node._backward(g)):
+            if type(vertex) is _Node:
+                parent_grads = vertex._backward(*_filled(g, vertex.outputs))
+            else:
+                if type(g) is not np.ndarray or g.dtype != vertex.data.dtype:   # NumPy gives scalars for 0-d results
+                    g = np.asarray(g, dtype=vertex.data.dtype)
+                if vertex._backward is None:     # a leaf: keep its gradient
+                    if vertex.grad is None:
+                        vertex.grad = Tensor._wrap(np.array(g, copy=True))
+                    else:
+                        vertex.grad = Tensor._wrap(vertex.grad.data + g)
+                    continue
+                parent_grads = vertex._backward(g)
+            for parent, pg in zip(vertex._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
+                    continue
+                if parent._node is not None:     # one output of several: its _Node collects a gradient per output
+                    _node_grads(grads, parent, pg)
                     continue
                 key = id(parent)
                 grads[key] = pg if key not in grads else grads[key] + pg   # never in place: pg may be shared
@@ -212,23 +229,62 @@ class Tensor:
         return _ops.transpose(self)
 
 
+class _Node:
+    """The graph vertex of one operation with several outputs (see results): the tensors it read (._parents), a
+    backward that takes one gradient per output (._backward) and the output arrays (.outputs). It holds arrays,
+    not the output Tensors, so no reference cycle keeps a graph alive once its tensors are gone."""
+
+    __slots__ = ("_backward", "_parents", "outputs")
+
+    def __init__(self, parents, backward, outputs):
+        self._parents, self._backward, self.outputs = parents, backward, outputs
+
+
+def _node_grads(grads, t, g):
+    """Add gradient g for t, an output of a _Node, into the node's list in grads (one gradient or None per output)."""
+    slots = grads.get(id(t._node))
+    if slots is None:
+        slots = grads[id(t._node)] = [None] * len(t._node.outputs)
+    i = t._index
+    slots[i] = g if slots[i] is None else slots[i] + g           # never in place: g may be shared
+    return grads
+
+
+def _filled(grads, outputs):
+    """One gradient per output, each an array of that output's dtype: zeros where none arrived (the loss did not
+    use that output)."""
+    for i, (g, out) in enumerate(zip(grads, outputs)):
+        if g is None:
+            grads[i] = np.zeros_like(out)
+        elif type(g) is not np.ndarray or g.dtype != out.dtype:
+            grads[i] = np.asarray(g, dtype=out.dtype)
+    return grads
+
+
 def _topological_order(root):
-    """Every tensor that needs a gradient on the way back from root, each after all its inputs."""
+    """Every vertex that needs a gradient on the way back from root, each after the vertices that made its inputs."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
-        node, inputs_done = stack.pop()
+        vertex, inputs_done = stack.pop()
         if inputs_done:
-            order.append(node)
+            order.append(vertex)
             continue
-        if id(node) in visited:
+        if id(vertex) in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents or ():
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+        visited.add(id(vertex))
+        stack.append((vertex, True))
+        for parent in vertex._parents or ():
+            if parent.requires_grad:
+                made_by = parent if parent._node is None else parent._node     # parent, or the _Node it shares
+                if id(made_by) not in visited:
+                    stack.append((made_by, False))
     return order
+
+
+def _records(parents):
+    """Whether an operation on these inputs records the graph (grad mode on and some input needs a gradient)."""
+    return _GradMode.enabled and any(p.requires_grad for p in parents)
 
 
 def result(data, parents, backward, op):
@@ -236,7 +292,7 @@ def result(data, parents, backward, op):
     The graph is recorded only when grad mode is on and some parent requires a gradient."""
     out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))   # 0-d NumPy results are scalars
     out._op = op
-    if _GradMode.enabled:
+    if _GradMode.enabled:                        # _records(parents), unrolled: every operation runs this
         for p in parents:
             if p.requires_grad:
                 out.requires_grad = True
@@ -244,6 +300,19 @@ def result(data, parents, backward, op):
                 out._backward = backward
                 break
     return out
+
+
+def results(arrays, parents, backward, op):
+    """The output tensors of one operation with several outputs (one per array), sharing one graph vertex.
+    backward(*grads) gets one gradient per output, in order (zeros for an output the loss did not use), runs
+    once per backward pass, and returns one gradient (array or None) per parent."""
+    outs = tuple(Tensor._wrap(a if type(a) is np.ndarray else np.asarray(a)) for a in arrays)
+    node = _Node(parents, backward, tuple(out.data for out in outs)) if _records(parents) else None
+    for i, out in enumerate(outs):
+        out._op = op
+        if node is not None:
+            out.requires_grad, out._node, out._index = True, node, i
+    return outs
 
 
 def tensor(data, dtype=None, requires_grad=False):

@@ -1,10 +1,11 @@
 """Tensor and autograd: composite expressions vs float64 finite differences, the cpu backend vs the
-reference, accumulation, no_grad, and bad input."""
+reference, operations with several outputs, accumulation, no_grad, and bad input."""
 import numpy as np
 import pytest
 
 import engine
 from engine import ops
+from engine.tensor import results
 
 
 def numeric_grads(f, arrays, eps=1e-6):
@@ -125,11 +126,105 @@ def test_gradient_of_an_intermediate_result_used_twice_is_summed():
     assert x.grad.item() == pytest.approx((2 * 4 + 1) * 4)
 
 
+def two_outputs(x, received=None):
+    """y1 = 2x and y2 = x^2 from one graph node, as a fused kernel with two outputs makes them. received, a list,
+    gets the (g1, g2) of every backward call."""
+    x = ops.convert_to_tensor(x)
+
+    def backward(g1, g2):
+        if received is not None:
+            received.append((g1, g2))
+        return (2 * g1 + 2 * x.data * g2,)
+    return results((2 * x.data, x.data * x.data), (x,), backward, "two_outputs")
+
+
+def first(x):
+    return two_outputs(x)[0]
+
+
+def second(x):
+    return two_outputs(x)[1]
+
+
+R = rand(2, 3, seed=7)
+
+
+def both(x):
+    y1, y2 = two_outputs(x)
+    return (y1 * y2 * R).sum() + y1.sum()
+
+
+def second_twice(x):
+    y2 = second(x)
+    return (y2 * y2 * R).sum() + y2.mean()
+
+
+def second_through_a_chain(x):
+    y1, y2 = two_outputs(x)
+    return ops.exp(ops.tanh(y2 * R)).sum() + (y1 * R).sum()
+
+
+def node_feeding_nodes(x):
+    y1, y2 = two_outputs(x)
+    return (two_outputs(y2)[0] * y1 * R).sum() + (two_outputs(y1 + y2)[1] * R).sum()
+
+
+# Each case: a loss that uses some of the outputs of one node, some of them several times or through other ops.
+TWO_OUTPUT_CASES = {
+    "first_only": lambda x: (first(x) * R).sum(),
+    "second_only": lambda x: (second(x) * R).sum(),
+    "both": both,
+    "second_twice": second_twice,
+    "second_through_a_chain": second_through_a_chain,
+    "node_feeding_nodes": node_feeding_nodes,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWO_OUTPUT_CASES))
+def test_an_operation_with_two_outputs_matches_finite_differences(name):
+    f = TWO_OUTPUT_CASES[name]
+    x = rand(2, 3)
+    np.testing.assert_allclose(autograd_grads(f, [x])[0], numeric_grads(f, [x])[0], rtol=1e-6, atol=1e-7)
+
+
+def test_two_outputs_run_one_backward_with_zeros_for_the_unused_output():
+    x = engine.tensor(rand(2, 3), dtype="float64", requires_grad=True)
+    received = []
+    y1, y2 = two_outputs(x, received)
+    assert y1._node is y2._node and (y1._index, y2._index) == (0, 1) and y1.requires_grad and y2.requires_grad
+    (y2 * y2).sum().backward()
+    (g1, g2), = received                                       # one call, after y2's gradient was complete
+    np.testing.assert_array_equal(g1, np.zeros((2, 3)))
+    np.testing.assert_allclose(g2, 2 * x.data ** 2)
+    np.testing.assert_allclose(x.grad.numpy(), 4 * x.data ** 3)
+
+
+def test_backward_from_the_second_output_and_twice_accumulates():
+    x = engine.tensor(rand(2, 3), dtype="float64", requires_grad=True)
+    received = []
+    y1, y2 = two_outputs(x, received)
+    y2.backward(R)                                            # straight from the second output
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.data * R)
+    loss = (y1 * y2).sum()
+    loss.backward()
+    loss.backward()                                           # the graph stays; gradients add up
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.data * R + 2 * (6 * x.data ** 2))
+    assert len(received) == 3                                 # one backward call per pass
+
+
+def test_two_outputs_under_no_grad_record_nothing():
+    x = engine.tensor([1.0, 2.0], requires_grad=True)
+    with engine.no_grad():
+        y1, y2 = two_outputs(x)
+    assert not y1.requires_grad and not y2.requires_grad and y1._node is None and y2._node is None
+    np.testing.assert_array_equal(y2.numpy(), [1.0, 4.0])
+
+
 def test_no_grad_records_nothing():
     w = engine.tensor([1.0, 2.0], requires_grad=True)
     with engine.no_grad():
         y = (w * 2.0).sum()
-    assert not y.requires_grad and y._parents is None
+    assert not y.requires_grad and y._parents is None and y._node is None
     assert engine.is_grad_enabled()
 
     @engine.no_grad()

@@ -304,6 +304,25 @@ def test_trace_gates_matches_the_layer_and_the_equations():
     np.testing.assert_allclose(trace["hidden"], trace["output"] * np.tanh(trace["cell"]), rtol=1e-5, atol=1e-6)
 
 
+def test_trace_gates_runs_the_lstm_op_which_can_return_the_gates():
+    layer = layers.LSTM(4)
+    x = random_f32(2, 5, 3)
+    layer.build(x.shape)
+    with engine.trace() as calls:
+        trace = layer.trace_gates(x)
+    assert [c.split(".")[1] for c in calls] == ["lstm_forward"]
+    h0 = np.zeros((2, 4), np.float32)
+    y, h, c, gates, cells = engine.ops.lstm(x, h0, h0, layer.kernel, layer.recurrent_kernel, layer.bias,
+                                            return_gates=True)
+    assert y.requires_grad and h.requires_grad and c.requires_grad        # as without return_gates
+    assert not gates.requires_grad and not cells.requires_grad            # saved arrays: no gradient
+    np.testing.assert_array_equal(gates.numpy()[..., 4:8], trace["forget"])
+    np.testing.assert_array_equal(cells.numpy(), trace["cell"])
+    np.testing.assert_array_equal(y.numpy(), trace["hidden"])
+    (h.sum() + c.sum()).backward()
+    assert layer.kernel.grad.shape == layer.kernel.shape
+
+
 def test_plot_gates_draws_every_gate(tmp_path):
     pytest.importorskip("matplotlib")
     layer = layers.LSTM(3)

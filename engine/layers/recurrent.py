@@ -296,11 +296,11 @@ class LSTM(_RNN):
         xs = x.data[:, ::-1] if self.go_backwards else x.data
         mask = mask[:, ::-1] if self.go_backwards else mask
         bias = self.bias.data if self.bias is not None else np.zeros(4 * self.units, np.float32)
-        from ..backend import kernels
+        xs, h0, c0 = (np.ascontiguousarray(a, np.float32) for a in (xs, h0.data, c0.data))   # float32, as call() runs
         with no_grad():
-            y, _, _, gates, cells = kernels(np.float32).lstm_forward(
-                np.ascontiguousarray(xs, np.float32), h0.data, c0.data, self.kernel.data, self.recurrent_kernel.data,
-                bias, None if mask.all() else mask.astype(np.float32), None, self._act, self._ract)
+            y, _, _, gates, cells = (t.numpy() for t in ops.lstm(
+                xs, h0, c0, self.kernel, self.recurrent_kernel, bias, None if mask.all() else mask, None, self._act,
+                self._ract, return_gates=True))
         U = self.units
         names = ("input", "forget", "candidate", "output")
         trace = {name: gates[:, :, k * U:(k + 1) * U] for k, name in enumerate(names)}
