@@ -26,15 +26,14 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import bench_attention  # noqa: E402
-import bench_conv2d  # noqa: E402
-import bench_layernorm  # noqa: E402
-import bench_rnn  # noqa: E402
-from _util import assert_gemm_close, backend_or_skip, interleaved, random_f32, settings_line, timed  # noqa: E402
+import bench_attention
+import bench_conv2d
+import bench_layernorm
+import bench_rnn
+from _util import assert_gemm_close, backend_or_skip, interleaved, random_f32, settings_line, timed
 
-import engine  # noqa: E402
-from engine import ladder  # noqa: E402
+import engine
+from engine import ladder
 
 GEMM_SIZES = [512, 1024, 2048]
 ELEMENTWISE = 4 * 2 ** 20                       # 4M values

@@ -8,18 +8,16 @@ forward + backward counted as 3x that); the summary prints cpu/torch (> 1: engin
     OMP_NUM_THREADS=2 pytest bench/bench_rnn.py --benchmark-only --benchmark-group-by=group
     OMP_NUM_THREADS=2 python bench/bench_rnn.py 7       # interleaved engine/torch rounds, median ratios
 """
-import os
 import sys
 import time
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _util import backend_or_skip, random_f32, settings_line, settle, timed  # noqa: E402
+from _util import backend_or_skip, random_f32, settings_line, settle, timed
 
-import engine  # noqa: E402
-from engine import ops  # noqa: E402
+import engine
+from engine import ops
 
 N, T, D, U = 32, 50, 64, 128
 CELLS = {"lstm": 4, "gru": 3, "simple_rnn": 1}

@@ -18,8 +18,7 @@ from engine import layers, ops, visualize
 from engine.datasets import mnist
 from engine.models import Sequential, load_model
 
-from checks import random_f32
-from test_layers import check_layer
+from checks import check_layer, random_f32
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

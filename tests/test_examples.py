@@ -3,25 +3,19 @@
 Each example runs through its main(), with the settings the script uses unless a smaller run proves the
 same thing. The scikit-learn ones skip where scikit-learn is not installed (pip install -e ".[examples]")."""
 import re
-import runpy
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import tour
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from checks import run_example
 
-
-def _example(name):
-    """The example's globals (its main() and helpers), without running it as a script."""
-    return runpy.run_path(str(EXAMPLES / f"{name}.py"))
 
 
 def test_mse_worked_example_gives_5046_and_504_6_three_ways(capsys):
-    result = _example("mse_worked_example")["main"]()
+    result = run_example("mse_worked_example")["main"]()
     assert result["total"] == 5046 and result["mse"] == pytest.approx(504.6, abs=1e-12)
     assert result["ops_total"] == 5046                        # float32 holds these integers exactly
     assert result["ops_mse"] == pytest.approx(504.6, rel=1e-6)
@@ -32,7 +26,7 @@ def test_mse_worked_example_gives_5046_and_504_6_three_ways(capsys):
 
 
 def test_backprop_by_hand_matches_autograd_and_the_published_numbers(capsys):
-    result = _example("backprop_by_hand")["main"]()
+    result = run_example("backprop_by_hand")["main"]()
     hand, auto = result["hand"], result["autograd"]
     assert set(hand) == set(auto) == {"w1", "w2", "w3", "w4", "b1", "b2", "w5", "w6", "b3"}
     for name in hand:
@@ -47,7 +41,7 @@ def test_backprop_by_hand_matches_autograd_and_the_published_numbers(capsys):
 
 def test_keras_regression_on_diabetes_learns():
     pytest.importorskip("sklearn")
-    result = _example("keras_regression_diabetes")["main"](epochs=100)         # the script's settings
+    result = run_example("keras_regression_diabetes")["main"](epochs=100)         # the script's settings
     history = result["history"]
     assert len(history["loss"]) == 100 and set(history) >= {"loss", "mse", "val_loss", "val_mse"}
     assert history["loss"][-1] < 0.5 * history["loss"][0]
@@ -60,7 +54,7 @@ def test_keras_regression_on_diabetes_learns():
 
 def test_mlp_on_digits_reaches_97_percent():
     pytest.importorskip("sklearn")
-    accuracy = _example("mlp_digits")["main"]()                                # the script's settings
+    accuracy = run_example("mlp_digits")["main"]()                                # the script's settings
     assert accuracy >= 0.97
 
 

@@ -103,3 +103,19 @@ def test_saving_and_the_registry_import_no_layer_or_model_class(module):
     below = import_graph()[module]
     assert not {m for m in below if m.startswith("engine.layers.") and m != "engine.layers.symbolic"
                 or m in ("engine.layers", "engine.models", "engine.functional")}, below
+
+
+def test_no_test_module_imports_another_and_bench_edits_no_sys_path():
+    """Shared test helpers live in tests/checks.py (and fixtures in conftest.py); bench/ finds its _util without
+    sys.path edits (a script's folder, and pytest's rootdir, are on the path already)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(tests)):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(tests, name)).read())
+            imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+            imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+            assert not {m for m in imported if m.startswith("test_")}, name
+    bench = os.path.join(os.path.dirname(tests), "bench")
+    for name in sorted(os.listdir(bench)):
+        if name.endswith(".py"):
+            assert "sys.path" not in open(os.path.join(bench, name)).read(), name

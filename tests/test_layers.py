@@ -12,50 +12,9 @@ import pytest
 import engine
 from engine import activations, initializers, layers, models, ops, optimizers, regularizers
 
-from checks import random_f32
-
-# ------------------------------------------------------------------------------------------ the generic check
-
-
-def check_layer(cls, kwargs, input_shape, expected_output_shape, seed=0, training=False):
-    """Build cls(**kwargs) on a random input of input_shape and check: the output shape, compute_output_shape
-    (batch dimension None), a JSON-able get_config, and that cls.from_config(config) gives an equivalent layer
-    (the same config, and the same output once it holds the same weights). Returns (layer, x, y)."""
-    layer = cls(**kwargs)
-    assert not layer.built or not layer.weights
-    x = random_f32(*input_shape, seed=seed)
-    y = layer(x, training=training)
-    assert isinstance(y, engine.Tensor)
-    assert layer.built
-    assert y.shape == tuple(expected_output_shape), f"output shape {y.shape} != {expected_output_shape}"
-    assert y.dtype == np.float32
-    symbolic = (None,) + tuple(input_shape[1:])
-    assert tuple(layer.compute_output_shape(symbolic)) == (None,) + tuple(expected_output_shape[1:])
-
-    config = layer.get_config()
-    assert json.loads(json.dumps(config)) == json.loads(json.dumps(config))    # plain JSON values only
-    for key, value in kwargs.items():                 # every constructor argument is in the config
-        assert key in config, f"get_config lacks {key!r}"
-    clone = cls.from_config(config)
-    assert type(clone) is cls
-    assert clone.get_config() == config
-    clone(x, training=training)                       # build it
-    clone.set_weights(layer.get_weights())
-    assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
-    np.testing.assert_array_equal(clone(x, training=training).numpy(), y.numpy())
-    return layer, x, y
-
+from checks import check_layer, np_sigmoid, np_softmax, random_f32
 
 # ------------------------------------------------------------------------------------------ NumPy references
-
-
-def np_sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def np_softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 _erf = np.vectorize(math.erf)

@@ -7,7 +7,7 @@ import pytest
 from engine import backend as backends
 from engine import ref
 
-from checks import assert_matmul_close, bits_equal, check_grad, random_f32
+from checks import assert_matmul_close, bits_equal, check_grad, raises_same, random_f32
 
 cpu = backends.get("cpu")
 _id = lambda v: str(v).replace(" ", "")   # noqa: E731  test ids like (3,4) and (0,2)
@@ -280,17 +280,6 @@ def test_nan_propagates_through_every_rung_and_path(simd_path, rung):
 
 # ------------------------------------------------------------------------------------------ bad input
 
-def _raises_same(call, error):
-    """call(module) must raise `error` with the same message on ref and cpu; returns the message."""
-    messages = []
-    for module in (ref, cpu):
-        with pytest.raises(error) as info:
-            call(module)
-        messages.append(str(info.value))
-    assert messages[0] == messages[1], f"ref and cpu disagree:\n  ref: {messages[0]}\n  cpu: {messages[1]}"
-    return messages[0]
-
-
 def test_mismatched_inner_dimensions_name_both_shapes(backend):
     a, b = random_f32(3, 4), random_f32(5, 6)
     msg = ("matmul_forward: expected the inner dimensions to match, got K=4 from a and K=5 from b. "
@@ -382,7 +371,7 @@ def test_ladder_rung_rejects_stacks():
     (lambda m: m.bias_add_backward(np.float32(1.0)), TypeError),
 ], ids=["inner", "batch", "1-D", "dc-shape", "int32", "tuple", "bias-length", "bias-int", "scalar-dy"])
 def test_ref_and_cpu_give_the_same_error(call, error):
-    _raises_same(call, error)
+    raises_same(call, error)
 
 
 @pytest.mark.parametrize("M, K, N", [(3001, 288, 64), (2000, 9, 32), (1500, 100, 50)])

@@ -15,14 +15,10 @@ import engine
 from engine import layers, models, optimizers
 from engine.layers.base import get_mask
 
-from checks import random_f32
+from checks import np_sigmoid, random_f32
 
 RNNS = [layers.SimpleRNN, layers.LSTM, layers.GRU]
 N_STATES = {layers.SimpleRNN: 1, layers.LSTM: 2, layers.GRU: 1}
-
-
-def np_sigmoid(z):
-    return 1 / (1 + np.exp(-z))
 
 
 def numpy_lstm(x, kernel, recurrent_kernel, bias):

@@ -14,8 +14,7 @@ from engine import layers, ops
 from engine.layers import (Embedding, LayerNormalization, MultiHeadAttention, PositionalEncoding, PositionEmbedding,
                            TransformerDecoder, TransformerEncoder)
 
-from checks import random_f32
-from test_layers import check_layer
+from checks import check_layer, np_softmax, random_f32
 
 # ------------------------------------------------------------------------------------------ LayerNormalization
 
@@ -87,11 +86,6 @@ def test_layer_normalization_refuses_another_feature_size():
 
 
 # ------------------------------------------------------------------------------------------ MultiHeadAttention
-
-def np_softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
 
 def np_mha(layer, query, value, key=None, mask=None):
     """Keras' MultiHeadAttention in NumPy (float64), from the layer's weights. mask: (B, T, S) or None."""

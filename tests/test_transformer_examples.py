@@ -2,22 +2,17 @@
 learns the held-out sentences and its cross-attention links each French word to the English word it
 translates; the character model learns more than character frequencies and writes text."""
 import re
-import runpy
-from pathlib import Path
 
 import numpy as np
 
 from engine import tour
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from checks import run_example
 
-
-def _example(name):
-    return runpy.run_path(str(EXAMPLES / f"{name}.py"))
 
 
 def test_translator_learns_held_out_sentences_and_looks_where_the_lecture_says(capsys):
-    result = _example("transformer_translation")["main"](epochs=80, seed=0)
+    result = run_example("transformer_translation")["main"](epochs=80, seed=0)
     history = result["history"]
     assert history["loss"][-1] < 0.05 * history["loss"][0]
     assert result["exact"] >= 0.9                                  # held-out sentences, translated word for word
@@ -31,7 +26,7 @@ def test_translator_learns_held_out_sentences_and_looks_where_the_lecture_says(c
 
 def test_character_model_learns_more_than_letter_frequencies(threads):
     threads(1)              # about 2 s of work; one thread is immune to a busy machine's descheduled cores
-    result = _example("char_transformer")["main"](epochs=2, context=32, stride=8, length=80, verbose=0)
+    result = run_example("char_transformer")["main"](epochs=2, context=32, stride=8, length=80, verbose=0)
     assert result["loss"][-1] < result["unigram"] - 0.4              # it has learned which letters follow which
     sample = result["sample"]
     assert sample.startswith("Shall I compare thee") and len(sample) == len("Shall I compare thee") + 80
