@@ -85,11 +85,12 @@ def _cython_conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
                    data_format="channels_last"):
     """The Cython rung: im2col by typed-memoryview loops (engine/_im2col_cython.pyx), then NumPy's matmul."""
     from . import _im2col_cython
+    from .ref import _check as spec_args
     from .ref import conv2d as spec
     N, H, W, C, (OH, OW), (top, _, left, _) = spec.geometry("conv2d_cython", x.shape, kernel.shape[:2], strides,
                                                             padding, dilation_rate, data_format)
     KH, KW, _, F = kernel.shape
-    (SH, SW), (DH, DW) = spec.int_pair("conv2d_cython", "strides", strides), spec.int_pair("conv2d_cython",
+    (SH, SW), (DH, DW) = spec_args.int_pair("conv2d_cython", "strides", strides), spec_args.int_pair("conv2d_cython",
                                                                                             "dilation_rate", dilation_rate)
     cols = np.empty((N * OH * OW, KH * KW * C), dtype=np.float32)
     _im2col_cython.im2col(np.ascontiguousarray(spec.to_nhwc(x, data_format), dtype=np.float32), cols, KH, KW, SH, SW,

@@ -294,3 +294,9 @@ def test_numpy_integer_and_list_axes_work(backend, kind, axis):
 ], ids=["axis", "repeated", "empty-max", "dy-shape", "y-shape", "int32", "tuple", "str-axis"])
 def test_ref_and_cpu_give_the_same_error(call, error):
     raises_same(call, error)
+
+
+def test_max_over_an_empty_axis_of_an_empty_output_keeps_dims(backend):
+    x = np.ones((0, 0, 2), np.float32)
+    assert backend.max_forward(x, 1, True).shape == (0, 1, 2)
+    assert backend.max_forward(x, 1, False).shape == (0, 2)

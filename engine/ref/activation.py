@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._check import floats, same_shape
+from ._check import activation_grads, activation_x
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)   # NumPy has no erf(c); the reference favours exactness over speed
 
@@ -17,17 +17,6 @@ def _normal_cdf(x):
     return 0.5 * _erfc(-x.astype(np.float64) / math.sqrt(2)).astype(np.float64)
 
 
-def _in(where, x):
-    return floats(where, "x", x)
-
-
-def _grad_in(where, dy, x, y):
-    for name, a in (("dy", dy), ("x", x), ("y", y)):
-        floats(where, name, a)
-    same_shape(where, "dy", dy, "x", x)
-    same_shape(where, "y", y, "x", x)
-
-
 def _sigmoid(x):
     """1 / (1 + e^-x), written so that exp only sees non-positive numbers: it never overflows."""
     e = np.exp(-np.abs(x))
@@ -36,71 +25,71 @@ def _sigmoid(x):
 
 def linear_forward(x):
     """y = x"""
-    return _in("linear_forward", x).copy()
+    return activation_x("linear_forward", x).copy()
 
 
 def linear_backward(dy, x, y):
     """dx = dy"""
-    _grad_in("linear_backward", dy, x, y)
+    activation_grads("linear_backward", dy, x, y)
     return dy.copy()
 
 
 def relu_forward(x):
     """y = max(x, 0); NaN stays NaN."""
-    _in("relu_forward", x)
+    activation_x("relu_forward", x)
     return np.where(x < 0, x.dtype.type(0), x)
 
 
 def relu_backward(dy, x, y):
     """dx = dy where x > 0, else 0 (the kink at 0 gets 0, as in Keras and PyTorch)."""
-    _grad_in("relu_backward", dy, x, y)
+    activation_grads("relu_backward", dy, x, y)
     return np.where(x > 0, dy, 0).astype(dy.dtype)
 
 
 def leaky_relu_forward(x, negative_slope=0.2):
     """y = x if x > 0 else negative_slope * x"""
-    _in("leaky_relu_forward", x)
+    activation_x("leaky_relu_forward", x)
     return np.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
 def leaky_relu_backward(dy, x, y, negative_slope=0.2):
     """dx = dy if x > 0 else negative_slope * dy"""
-    _grad_in("leaky_relu_backward", dy, x, y)
+    activation_grads("leaky_relu_backward", dy, x, y)
     return np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))
 
 
 def sigmoid_forward(x):
     """y = 1 / (1 + exp(-x))"""
-    return _sigmoid(_in("sigmoid_forward", x))
+    return _sigmoid(activation_x("sigmoid_forward", x))
 
 
 def sigmoid_backward(dy, x, y):
     """dx = dy * y * (1 - y)"""
-    _grad_in("sigmoid_backward", dy, x, y)
+    activation_grads("sigmoid_backward", dy, x, y)
     return dy * (y * (1 - y))
 
 
 def tanh_forward(x):
     """y = tanh(x)"""
-    return np.tanh(_in("tanh_forward", x))
+    return np.tanh(activation_x("tanh_forward", x))
 
 
 def tanh_backward(dy, x, y):
     """dx = dy * (1 - y^2)"""
-    _grad_in("tanh_backward", dy, x, y)
+    activation_grads("tanh_backward", dy, x, y)
     return dy * (1 - y * y)
 
 
 def elu_forward(x, alpha=1.0):
     """y = x if x > 0 else alpha * (exp(x) - 1); expm1 keeps small x exact."""
-    _in("elu_forward", x)
+    activation_x("elu_forward", x)
     with np.errstate(over="ignore"):                  # expm1 of a large x is computed, then not chosen
         return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x))
 
 
 def elu_backward(dy, x, y, alpha=1.0):
     """dx = dy if x > 0 else dy * (y + alpha), since d/dx alpha * (e^x - 1) = alpha * e^x = y + alpha."""
-    _grad_in("elu_backward", dy, x, y)
+    activation_grads("elu_backward", dy, x, y)
     return np.where(x > 0, dy, dy * (y + y.dtype.type(alpha)))
 
 
@@ -111,7 +100,7 @@ _CUBIC = 0.044715
 def gelu_forward(x, approximate=False):
     """y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), Phi the standard normal CDF.
     approximate=True: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    _in("gelu_forward", x)
+    activation_x("gelu_forward", x)
     if approximate:
         return (0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x ** 3)))).astype(x.dtype)
     return (x * _normal_cdf(x)).astype(x.dtype)
@@ -121,7 +110,7 @@ def gelu_backward(dy, x, y, approximate=False):
     """exact: dx = dy * (Phi(x) + x * phi(x)), phi the standard normal density.
     approximate: with t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3):
                  dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) du/dx)"""
-    _grad_in("gelu_backward", dy, x, y)
+    activation_grads("gelu_backward", dy, x, y)
     if approximate:
         t = np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x ** 3))
         du = _SQRT_2_OVER_PI * (1 + 3 * _CUBIC * x * x)
@@ -133,24 +122,24 @@ def gelu_backward(dy, x, y, approximate=False):
 
 def silu_forward(x):
     """y = x * sigmoid(x)  (also called swish)"""
-    _in("silu_forward", x)
+    activation_x("silu_forward", x)
     return x * _sigmoid(x)
 
 
 def silu_backward(dy, x, y):
     """dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)"""
-    _grad_in("silu_backward", dy, x, y)
+    activation_grads("silu_backward", dy, x, y)
     s = _sigmoid(x)
     return dy * (s * (1 + x * (1 - s)))
 
 
 def softplus_forward(x):
     """y = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): no overflow for large x."""
-    _in("softplus_forward", x)
+    activation_x("softplus_forward", x)
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
 def softplus_backward(dy, x, y):
     """dx = dy * sigmoid(x)"""
-    _grad_in("softplus_backward", dy, x, y)
+    activation_grads("softplus_backward", dy, x, y)
     return dy * _sigmoid(x)

@@ -6,7 +6,7 @@ Dimensions: the softmax axis has D entries; x may have any number of other axes.
 """
 import numpy as np
 
-from ._check import axis_index, floats, same_shape, shape_str
+from ._check import attention_args, axis_index, floats, same_shape, shape_str
 
 
 def softmax_forward(x, axis=-1):
@@ -60,37 +60,6 @@ MASKED = np.float32(-0.7 * np.finfo(np.float32).max)   # Keras' stand-in for a m
 # whose every key is masked has equal logits and attends uniformly to all S keys (no 0/0, no NaN)
 
 
-def _extent(where, name, a, full):
-    """a 4-D mask or bias whose first three axes are 1 or the full size (broadcast) and whose last is S."""
-    ok = a.ndim == 4 and a.shape[3] == full[3] and all(d in (1, f) for d, f in zip(a.shape[:3], full[:3]))
-    if not ok:
-        raise ValueError(f"{where}: expected {name} of shape (1|B, 1|N, 1|T, S) = (1|{full[0]}, 1|{full[1]}, "
-                         f"1|{full[2]}, {full[3]}). Received: {name}.shape={shape_str(a.shape)}")
-
-
-def _attention_check(where, q, k, v, mask, bias):
-    """(B, T, S, N, K, H, HV) after checking every array."""
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        floats(where, name, a)
-        if a.ndim != 4:
-            raise ValueError(f"{where}: expected {name} of rank 4, (B, T or S, heads, head size). "
-                             f"Received: {name}.shape={shape_str(a.shape)}")
-    (B, T, N, H), (_, S, K, _), HV = q.shape, k.shape, v.shape[3]
-    if k.shape[0] != B or k.shape[3] != H or v.shape[:3] != k.shape[:3] or K == 0 or N % K or S == 0 or H == 0:
-        raise ValueError(f"{where}: expected k (B, S, K, H) and v (B, S, K, HV) for q (B, T, N, H), with S >= 1, "
-                         f"H >= 1 and N a multiple of K. Received: q.shape={shape_str(q.shape)}, "
-                         f"k.shape={shape_str(k.shape)}, v.shape={shape_str(v.shape)}")
-    if mask is not None:
-        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-            raise TypeError(f"{where}: expected mask to be a bool numpy array. Received: mask.dtype="
-                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
-        _extent(where, "mask", mask, (B, N, T, S))
-    if bias is not None:
-        floats(where, "bias", bias)
-        _extent(where, "bias", bias, (B, N, T, S))
-    return B, T, S, N, K, H, HV
-
-
 def _logits(q, k, mask, bias, scale, is_causal):
     """x = scale * q k^T + bias with every disallowed entry set to MASKED, and where it is allowed.
     -> x: (B, N, T, S), allowed: (B, N, T, S) bool"""
@@ -112,7 +81,7 @@ def attention_forward(q, k, v, mask=None, bias=None, scale=None, is_causal=False
     -> o: (B, T, N, HV), lse: (B, N, T) the log of each softmax row's sum (what the backward needs),
        weights: (B, N, T, S) the softmax, or None unless return_weights.
     A row with every key masked attends uniformly to all S keys; its lse is MASKED."""
-    _, T, S, N, K, H, _ = _attention_check("attention_forward", q, k, v, mask, bias)
+    _, T, S, N, K, H, _ = attention_args("attention_forward", q, k, v, mask, bias)
     scale = 1 / np.sqrt(H) if scale is None else scale
     x, allowed = _logits(q, k, mask, bias, scale, is_causal)
     m = x.max(axis=-1, keepdims=True)                           # shift by the row max: no overflow
@@ -133,7 +102,7 @@ def attention_backward(do, q, k, v, o, lse, mask=None, bias=None, scale=None, is
     A key head serving several query heads gets the sum of their gradients.
     -> dq: q.shape, dk: k.shape, dv: v.shape, dbias: (B, N, T, S) or None"""
     where = "attention_backward"
-    B, T, S, N, K, H, HV = _attention_check(where, q, k, v, mask, bias)
+    B, T, S, N, K, H, HV = attention_args(where, q, k, v, mask, bias)
     for name, a, shape in (("do", do, (B, T, N, HV)), ("o", o, (B, T, N, HV)), ("lse", lse, (B, N, T))):
         floats(where, name, a)
         if a.shape != shape:

@@ -19,24 +19,7 @@ Gradients, with xhat = (x - mean) * inv_std (training: mean and var depend on x,
 """
 import numpy as np
 
-from ._check import axis_index, floats, shape_str
-
-
-def _view(where, x, axis):
-    """x as (A, C, B) around axis, and the shape (1, C, 1) for broadcasting per-channel values."""
-    if x.ndim < 1:
-        raise ValueError(f"{where}: expected x with at least 1 dimension. Received: x.shape=()")
-    ax = axis_index(where, axis, x.ndim)
-    A, C = int(np.prod(x.shape[:ax])), x.shape[ax]
-    return x.reshape(A, C, int(np.prod(x.shape[ax + 1:]))), C
-
-
-def _channels(where, C, **arrays):
-    for name, a in arrays.items():
-        floats(where, name, a)
-        if a.shape != (C,):
-            raise ValueError(f"{where}: expected {name} of shape ({C},), one value per channel of the normalised "
-                             f"axis. Received: {name}.shape={shape_str(a.shape)}")
+from ._check import batchnorm_channels, batchnorm_view, floats, shape_str
 
 
 def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, epsilon=1e-3, training=True, axis=-1):
@@ -45,8 +28,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, ep
     training=False normalises with the moving statistics."""
     where = "batchnorm_forward"
     floats(where, "x", x)
-    xv, C = _view(where, x, axis)
-    _channels(where, C, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var)
+    xv, C = batchnorm_view(where, x, axis)
+    batchnorm_channels(where, C, gamma=gamma, beta=beta, moving_mean=moving_mean, moving_var=moving_var)
     if not epsilon > 0:
         raise ValueError(f"{where}: expected epsilon > 0. Received: epsilon={epsilon}")
     if training:
@@ -74,9 +57,9 @@ def batchnorm_backward(dy, x, gamma, mean, inv_std, training=True, axis=-1):
     if dy.shape != x.shape:
         raise ValueError(f"{where}: expected dy to have the shape of x {shape_str(x.shape)}. "
                          f"Received: dy.shape={shape_str(dy.shape)}")
-    xv, C = _view(where, x, axis)
-    _channels(where, C, gamma=gamma, mean=mean, inv_std=inv_std)
-    g = _view(where, dy, axis)[0].astype(np.float64)
+    xv, C = batchnorm_view(where, x, axis)
+    batchnorm_channels(where, C, gamma=gamma, mean=mean, inv_std=inv_std)
+    g = batchnorm_view(where, dy, axis)[0].astype(np.float64)
     xhat = (xv - mean[:, None]) * inv_std[:, None]
     dbeta = g.sum(axis=(0, 2))
     dgamma = (g * xhat).sum(axis=(0, 2))

@@ -19,45 +19,10 @@ im2col lays every receptive field out as one row: cols (N * OH * OW, KH * KW * C
 """
 import numpy as np
 
-from ._check import floats, shape_str
-
-FORMATS = ("channels_last", "channels_first")
+from ._check import check_input, check_output, explicit_padding, floats, int_pair, shape_str
 
 
-# --------------------------------------------------------------------------------------------- arguments
-
-
-def int_pair(where, name, value):
-    """A positive int or a pair of positive ints, as a pair (strides, dilation_rate, pool_size)."""
-    items = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        items = ()
-    if len(items) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-                                  for v in items):
-        raise ValueError(f"{where}: expected {name} to be a positive int or a pair of positive ints. "
-                         f"Received: {name}={value!r}")
-    return int(items[0]), int(items[1])
-
-
-def check_format(where, data_format):
-    if data_format not in FORMATS:
-        raise ValueError(f"{where}: expected data_format to be 'channels_last' or 'channels_first'. "
-                         f"Received: data_format={data_format!r}")
-    return data_format
-
-
-def _explicit_padding(padding):
-    """((top, bottom), (left, right)) of non-negative ints, or None when padding is not of that form."""
-    try:
-        (t, b), (l, r) = padding
-    except (TypeError, ValueError):
-        return None
-    values = (t, b, l, r)
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
-        return None
-    return tuple(int(v) for v in values)
+# --------------------------------------------------------------------------------------------- geometry
 
 
 def axis_geometry(size, k, stride, dilation, padding):
@@ -71,15 +36,6 @@ def axis_geometry(size, k, stride, dilation, padding):
     return (size + before + after - span) // stride + 1, before, after
 
 
-def check_input(where, x_shape, data_format):
-    """data_format is known and x has rank 4."""
-    check_format(where, data_format)
-    if len(x_shape) != 4:
-        layout = "(N, H, W, C)" if data_format == "channels_last" else "(N, C, H, W)"
-        raise ValueError(f"{where}: expected x of shape {layout} for data_format='{data_format}'. "
-                         f"Received: x.shape={shape_str(x_shape)}")
-
-
 def geometry(where, x_shape, kernel_hw, strides, padding, dilation_rate, data_format, what="kernel"):
     """Check the convolution (or pooling window) arguments against an input shape and return
     (N, H, W, C, (OH, OW), (top, bottom, left, right)). x_shape is in data_format's layout."""
@@ -89,7 +45,7 @@ def geometry(where, x_shape, kernel_hw, strides, padding, dilation_rate, data_fo
     if isinstance(padding, str) and padding in ("valid", "same"):
         pads_h = pads_w = padding
     else:
-        explicit = None if isinstance(padding, str) else _explicit_padding(padding)
+        explicit = None if isinstance(padding, str) else explicit_padding(padding)
         if explicit is None:
             raise ValueError(f"{where}: expected padding to be 'valid', 'same' or ((top, bottom), (left, right)) "
                              f"of non-negative ints. Received: padding={padding!r}")
@@ -108,15 +64,6 @@ def geometry(where, x_shape, kernel_hw, strides, padding, dilation_rate, data_fo
                          f"x.shape={shape_str(x_shape)}, {what}_size=({KH}, {KW}), padding={padding!r}, "
                          f"dilation_rate={dilation_rate!r}")
     return N, H, W, C, (OH, OW), (top, bottom, left, right)
-
-
-def check_output(where, name, a, nhwc_shape, data_format):
-    """a (dy, or max pooling's argmax) must have the forward output's shape, given as NHWC."""
-    N, OH, OW, F = nhwc_shape
-    expected = (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)
-    if a.shape != expected:
-        raise ValueError(f"{where}: expected {name} of shape {shape_str(expected)} (the forward output). "
-                         f"Received: {name}.shape={shape_str(a.shape)}")
 
 
 def to_nhwc(a, data_format):

@@ -6,18 +6,7 @@ Dimensions: V rows of the table (the vocabulary, Keras' input_dim), D features p
 """
 import numpy as np
 
-from ._check import floats, shape_str
-
-
-def _ids(where, ids, num_rows):
-    """ids as an int64 array, every one in [0, num_rows)."""
-    if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":
-        raise TypeError(f"{where}: expected ids to be an integer numpy array. Received: ids.dtype="
-                        f"{getattr(ids, 'dtype', type(ids).__name__)}")
-    bad = (ids < 0) | (ids >= num_rows)
-    if bad.any():
-        raise ValueError(f"{where}: expected token ids in [0, {num_rows}). Received: a token id of {ids[bad][0]}")
-    return ids.astype(np.int64, copy=False)
+from ._check import embedding_ids, floats, shape_str
 
 
 def embedding_forward(ids, table):
@@ -26,7 +15,7 @@ def embedding_forward(ids, table):
     if table.ndim != 2:
         raise ValueError(f"embedding_forward: expected table of shape (V, D). Received: table.shape="
                          f"{shape_str(table.shape)}")
-    return table[_ids("embedding_forward", ids, table.shape[0])]
+    return table[embedding_ids("embedding_forward", ids, table.shape[0])]
 
 
 def embedding_backward(dy, ids, num_rows):
@@ -36,7 +25,7 @@ def embedding_backward(dy, ids, num_rows):
     floats("embedding_backward", "dy", dy)
     if isinstance(num_rows, bool) or not isinstance(num_rows, (int, np.integer)) or num_rows < 0:
         raise ValueError(f"embedding_backward: expected num_rows to be an int >= 0. Received: num_rows={num_rows!r}")
-    ids = _ids("embedding_backward", ids, num_rows)
+    ids = embedding_ids("embedding_backward", ids, num_rows)
     if dy.shape[:-1] != ids.shape or dy.ndim == 0:
         raise ValueError(f"embedding_backward: expected dy of shape ids.shape + (D,). "
                          f"Received: dy.shape={shape_str(dy.shape)}, ids.shape={shape_str(ids.shape)}")

@@ -6,27 +6,14 @@ E[x^2] - E[x]^2, which cancels catastrophically when |mean| >> std. Sums are tak
 """
 import numpy as np
 
-from ._check import floats, shape_str
-
-
-def _check(where, x, **params):
-    floats(where, "x", x)
-    if x.ndim < 1 or x.shape[-1] == 0:
-        raise ValueError(f"{where}: expected x of shape (..., D) with D >= 1. Received: x.shape={shape_str(x.shape)}")
-    for name, a in params.items():
-        if a is None:
-            continue
-        floats(where, name, a)
-        if a.shape != x.shape[-1:]:
-            raise ValueError(f"{where}: expected {name} of shape ({x.shape[-1]},) for x of shape (..., "
-                             f"{x.shape[-1]}). Received: {name}.shape={shape_str(a.shape)}")
+from ._check import floats, layer_norm_args, shape_str
 
 
 def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3, rms_scaling=False):
     """y = (x - mean) * rstd * gamma + beta along the last axis, rstd = 1 / sqrt(var + epsilon).
     rms_scaling: mean is taken as 0, so y = x / sqrt(mean(x^2) + epsilon) * gamma (beta unused).
     gamma, beta: (D,) or None (1 and 0).    x: (..., D) -> y: x.shape, mean, rstd: x.shape[:-1]"""
-    _check("layer_norm_forward", x, gamma=gamma, beta=beta)
+    layer_norm_args("layer_norm_forward", x, gamma=gamma, beta=beta)
     x64 = x.astype(np.float64)
     mean = np.zeros(x.shape[:-1]) if rms_scaling else x64.mean(axis=-1)
     var = np.square(x64 - mean[..., None]).mean(axis=-1)
@@ -45,7 +32,7 @@ def layer_norm_backward(dy, x, mean, rstd, gamma=None, rms_scaling=False):
         dgamma = sum over rows of dy * xhat;  dbeta = sum over rows of dy.
     -> dx: x.shape, dgamma: (D,), dbeta: (D,)"""
     where = "layer_norm_backward"
-    _check(where, x, gamma=gamma)
+    layer_norm_args(where, x, gamma=gamma)
     for name, a, shape in (("dy", dy, x.shape), ("mean", mean, x.shape[:-1]), ("rstd", rstd, x.shape[:-1])):
         floats(where, name, a)
         if a.shape != shape:

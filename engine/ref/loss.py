@@ -8,26 +8,7 @@ respect to the logits is simply probs - targets. Targets are labels: they get no
 """
 import numpy as np
 
-from ._check import floats, same_shape, shape_str
-
-
-def _rows(where, logits):
-    floats(where, "logits", logits)
-    if logits.ndim != 2 or logits.shape[1] == 0:
-        raise ValueError(f"{where}: expected logits of shape (N, C) with C >= 1. "
-                         f"Received: logits.shape={shape_str(logits.shape)}")
-
-
-def _labels(where, labels, logits):
-    if not isinstance(labels, np.ndarray) or labels.dtype != np.int64:
-        raise TypeError(f"{where}: expected labels to be an int64 numpy array. Received: labels.dtype="
-                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"{where}: expected labels of shape ({logits.shape[0]},), one class id per row. "
-                         f"Received: labels.shape={shape_str(labels.shape)}")
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        bad = labels[(labels < 0) | (labels >= logits.shape[1])][0]
-        raise ValueError(f"{where}: expected class ids in [0, {logits.shape[1]}). Received: a label of {bad}")
+from ._check import floats, loss_labels, loss_rows, same_shape, shape_str
 
 
 def _log_sum_exp(z):
@@ -41,7 +22,7 @@ def _log_sum_exp(z):
 def softmax_cross_entropy_forward(logits, targets):
     """loss[n] = sum_c targets[n, c] (lse[n] - logits[n, c]);  probs = softmax(logits).
     logits, targets: (N, C) -> loss: (N,), probs: (N, C)"""
-    _rows("softmax_cross_entropy_forward", logits)
+    loss_rows("softmax_cross_entropy_forward", logits)
     floats("softmax_cross_entropy_forward", "targets", targets)
     same_shape("softmax_cross_entropy_forward", "targets", targets, "logits", logits)
     lse, probs = _log_sum_exp(logits)
@@ -64,8 +45,8 @@ def softmax_cross_entropy_backward(dloss, probs, targets):
 def sparse_softmax_cross_entropy_forward(logits, labels):
     """loss[n] = lse[n] - logits[n, labels[n]];  probs = softmax(logits).
     logits: (N, C), labels: (N,) int64 class ids -> loss: (N,), probs: (N, C)"""
-    _rows("sparse_softmax_cross_entropy_forward", logits)
-    _labels("sparse_softmax_cross_entropy_forward", labels, logits)
+    loss_rows("sparse_softmax_cross_entropy_forward", logits)
+    loss_labels("sparse_softmax_cross_entropy_forward", labels, logits)
     lse, probs = _log_sum_exp(logits)
     picked = logits[np.arange(len(labels)), labels]
     return (lse[:, 0] - picked).astype(logits.dtype), probs
@@ -74,8 +55,8 @@ def sparse_softmax_cross_entropy_forward(logits, labels):
 def sparse_softmax_cross_entropy_backward(dloss, probs, labels):
     """dlogits = dloss[:, None] * (probs - onehot(labels)).    -> dlogits: (N, C)"""
     floats("sparse_softmax_cross_entropy_backward", "dloss", dloss)
-    _rows("sparse_softmax_cross_entropy_backward", probs)
-    _labels("sparse_softmax_cross_entropy_backward", labels, probs)
+    loss_rows("sparse_softmax_cross_entropy_backward", probs)
+    loss_labels("sparse_softmax_cross_entropy_backward", labels, probs)
     if dloss.shape != probs.shape[:1]:
         raise ValueError(f"sparse_softmax_cross_entropy_backward: expected dloss of shape ({probs.shape[0]},). "
                          f"Received: dloss.shape={shape_str(dloss.shape)}")

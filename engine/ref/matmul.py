@@ -7,26 +7,11 @@ A stack may be multiplied by one shared 2-D matrix; general broadcasting is engi
 """
 import numpy as np
 
-from ._check import floats, shape_str
+from ._check import floats, matmul_shapes, shape_str
 
 
 def _op(x, transposed):
     return np.swapaxes(x, -1, -2) if transposed else x
-
-
-def _check_shapes(where, a, b, trans_a, trans_b):
-    if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"{where}: expected a and b with at least 2 dimensions (use engine.ops.matmul for vectors). "
-                         f"Received: a.shape={shape_str(a.shape)}, b.shape={shape_str(b.shape)}")
-    if a.ndim > 2 and b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
-        raise ValueError(f"{where}: expected equal batch dimensions, or one operand 2-D. "
-                         f"Received: a.shape={shape_str(a.shape)}, b.shape={shape_str(b.shape)}")
-    ka = a.shape[-2] if trans_a else a.shape[-1]
-    kb = b.shape[-1] if trans_b else b.shape[-2]
-    if ka != kb:
-        raise ValueError(f"{where}: expected the inner dimensions to match, got K={ka} from a and K={kb} from b. "
-                         f"Received: a.shape={shape_str(a.shape)}, b.shape={shape_str(b.shape)}, "
-                         f"trans_a={bool(trans_a)}, trans_b={bool(trans_b)}")
 
 
 def matmul_forward(a, b, trans_a=False, trans_b=False):
@@ -34,7 +19,7 @@ def matmul_forward(a, b, trans_a=False, trans_b=False):
     a: (..., M, K) or (..., K, M) if trans_a;  b: (..., K, N) or (..., N, K) if trans_b  ->  c: (..., M, N)"""
     floats("matmul_forward", "a", a)
     floats("matmul_forward", "b", b)
-    _check_shapes("matmul_forward", a, b, trans_a, trans_b)
+    matmul_shapes("matmul_forward", a, b, trans_a, trans_b)
     return np.matmul(_op(a, trans_a), _op(b, trans_b))
 
 
@@ -49,7 +34,7 @@ def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
     dc: (..., M, N)  ->  da: a.shape, db: b.shape"""
     for name, x in (("dc", dc), ("a", a), ("b", b)):
         floats("matmul_backward", name, x)
-    _check_shapes("matmul_backward", a, b, trans_a, trans_b)
+    matmul_shapes("matmul_backward", a, b, trans_a, trans_b)
     A, B = _op(a, trans_a), _op(b, trans_b)
     expected = np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (A.shape[-2], B.shape[-1])
     if dc.shape != expected:

@@ -8,22 +8,7 @@ option does not use is None.
 """
 import numpy as np
 
-from ._check import floats, shape_str
-
-
-def _check(where, param, grad, **slots):
-    for name, a in (("param", param), ("grad", grad), *slots.items()):
-        if a is None:
-            continue
-        floats(where, name, a)
-        if a is not grad and not a.flags.writeable:
-            raise TypeError(f"{where}: expected {name} to be writeable (it is updated in place)")
-        if a.shape != param.shape:
-            raise ValueError(f"{where}: expected {name} of the parameter's shape {shape_str(param.shape)}. "
-                             f"Received: {name}.shape={shape_str(a.shape)}")
-        if a is not grad and a.dtype != param.dtype:
-            raise TypeError(f"{where}: expected {name} with the parameter's dtype {param.dtype}. "
-                            f"Received: {name}.dtype={a.dtype}")
+from ._check import optimizer_args
 
 
 def _decay(param, lr, weight_decay):
@@ -35,7 +20,7 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, weight_d
     """momentum == 0:  param -= lr * grad   (velocity is None)
     momentum > 0:   velocity = momentum * velocity - lr * grad;  param += velocity
     nesterov:       velocity as above;  param += momentum * velocity - lr * grad"""
-    _check("sgd_update", param, grad, velocity=velocity)
+    optimizer_args("sgd_update", param, grad, velocity=velocity)
     _decay(param, lr, weight_decay)
     if velocity is None:
         param -= lr * grad
@@ -48,7 +33,7 @@ def adam_update(param, grad, m, v, v_hat, lr, beta_1, beta_2, epsilon, step, wei
     """m += (g - m)(1 - beta_1);  v += (g^2 - v)(1 - beta_2);  with amsgrad v_hat = max(v_hat, v) is used
     param -= alpha * m / (sqrt(v) + epsilon),  alpha = lr * sqrt(1 - beta_2^step) / (1 - beta_1^step)
     step counts from 1 (the bias correction of the first update)."""
-    _check("adam_update", param, grad, m=m, v=v, v_hat=v_hat)
+    optimizer_args("adam_update", param, grad, m=m, v=v, v_hat=v_hat)
     if step < 1:
         raise ValueError(f"adam_update: expected step >= 1 (updates count from 1). Received: step={step}")
     alpha = lr * np.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
@@ -68,7 +53,7 @@ def rmsprop_update(param, grad, velocity, average_grad, momentum_buf, lr, rho, m
                                    denominator = velocity - average_grad^2 + epsilon; else velocity + epsilon
     increment = lr g / sqrt(denominator); momentum (momentum_buf given): momentum_buf = momentum momentum_buf
     + increment, param -= momentum_buf; else param -= increment"""
-    _check("rmsprop_update", param, grad, velocity=velocity, average_grad=average_grad, momentum_buf=momentum_buf)
+    optimizer_args("rmsprop_update", param, grad, velocity=velocity, average_grad=average_grad, momentum_buf=momentum_buf)
     _decay(param, lr, weight_decay)
     velocity[...] = rho * velocity + (1 - rho) * grad * grad
     denominator = velocity + epsilon
@@ -85,7 +70,7 @@ def rmsprop_update(param, grad, velocity, average_grad, momentum_buf, lr, rho, m
 
 def adagrad_update(param, grad, accumulator, lr, epsilon, weight_decay=0.0):
     """accumulator += g^2;  param -= lr g / sqrt(accumulator + epsilon)"""
-    _check("adagrad_update", param, grad, accumulator=accumulator)
+    optimizer_args("adagrad_update", param, grad, accumulator=accumulator)
     _decay(param, lr, weight_decay)
     accumulator += grad * grad
     param -= lr * grad / np.sqrt(accumulator + epsilon)

@@ -17,8 +17,8 @@ output came from, as int32, in the output's layout.
 """
 import numpy as np
 
-from ._check import floats, shape_str
-from .conv2d import check_input, check_output, from_nhwc, geometry, int_pair, to_nhwc
+from ._check import check_output, floats, global_pool_args, global_pool_dy, int_pair, shape_str
+from .conv2d import from_nhwc, geometry, to_nhwc
 
 
 def _setup(where, x, pool_size, strides, padding, data_format):
@@ -130,41 +130,24 @@ def avgpool2d_backward(dy, x, pool_size=(2, 2), strides=None, padding="valid", d
 # follows Keras (a reduce_max): tied maxima share the gradient equally, unlike the window max above.
 
 
-def _global_setup(where, x, data_format):
-    """The image axes of x, after checking x."""
-    floats(where, "x", x)
-    check_input(where, x.shape, data_format)
-    return (1, 2) if data_format == "channels_last" else (2, 3)
-
-
-def _global_dy(where, dy, x, axes, keepdims):
-    floats(where, "dy", dy)
-    keep = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
-    out = tuple(n for d, n in enumerate(x.shape) if d not in axes)
-    if dy.shape not in (out, keep):
-        raise ValueError(f"{where}: expected dy of shape {shape_str(keep if keepdims else out)} (the forward output). "
-                         f"Received: dy.shape={shape_str(dy.shape)}")
-    return dy.reshape(keep)
-
-
 def global_avgpool2d_forward(x, data_format="channels_last", keepdims=False):
     """y[n, c] = mean of x[n, :, :, c] over the H * W pixels (summed in float64)."""
-    axes = _global_setup("global_avgpool2d_forward", x, data_format)
+    axes = global_pool_args("global_avgpool2d_forward", x, data_format)
     return x.mean(axis=axes, keepdims=keepdims, dtype=np.float64).astype(x.dtype)
 
 
 def global_avgpool2d_backward(dy, x, data_format="channels_last", keepdims=False):
     """dx[n, h, w, c] = dy[n, c] / (H * W)."""
     where = "global_avgpool2d_backward"
-    axes = _global_setup(where, x, data_format)
-    g = _global_dy(where, dy, x, axes, keepdims)
+    axes = global_pool_args(where, x, data_format)
+    g = global_pool_dy(where, dy, x, axes, keepdims)
     return np.broadcast_to(g / g.dtype.type(max(1, x.shape[axes[0]] * x.shape[axes[1]])), x.shape).copy()
 
 
 def global_maxpool2d_forward(x, data_format="channels_last", keepdims=False):
     """y[n, c] = max of x[n, :, :, c] over the pixels; NaN propagates. An image of no pixels has no max."""
     where = "global_maxpool2d_forward"
-    axes = _global_setup(where, x, data_format)
+    axes = global_pool_args(where, x, data_format)
     if x.shape[axes[0]] * x.shape[axes[1]] == 0:
         channels = x.shape[3] if axes == (1, 2) else x.shape[1]
         if x.shape[0] * channels > 0:
@@ -178,8 +161,8 @@ def global_maxpool2d_forward(x, data_format="channels_last", keepdims=False):
 def global_maxpool2d_backward(dy, x, y, data_format="channels_last", keepdims=False):
     """The gradient of each (n, c) goes to the pixels equal to its max; k tied pixels get dy / k each."""
     where = "global_maxpool2d_backward"
-    axes = _global_setup(where, x, data_format)
-    g = _global_dy(where, dy, x, axes, keepdims)
+    axes = global_pool_args(where, x, data_format)
+    g = global_pool_dy(where, dy, x, axes, keepdims)
     hit = x == np.asarray(y).reshape(g.shape)
     ties = np.maximum(hit.sum(axis=axes, keepdims=True), 1).astype(g.dtype)
     return np.where(hit, g / ties, 0).astype(g.dtype)

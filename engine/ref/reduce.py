@@ -57,7 +57,7 @@ def max_forward(x, axis=None, keepdims=False):
     floats("max_forward", "x", x)
     axes = axes_tuple("max_forward", axis, x.ndim)
     count = int(np.prod([x.shape[d] for d in axes]))
-    out, _ = _reduced_shapes(x, axes)
+    out, keep = _reduced_shapes(x, axes)
     if count == 0:
         if int(np.prod(out)) > 0:
             raise ValueError(f"max_forward: cannot take the max over an empty axis: it has no identity. "

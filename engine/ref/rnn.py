@@ -21,7 +21,7 @@ h_prev^T dz, dbias = sum(dz).
 """
 import numpy as np
 
-from ._check import floats, shape_str
+from ._check import rnn_args
 
 _ACTIVATIONS = {                        # name: (f(z), f'(z) written with y = f(z))
     "linear": (lambda z: z, lambda y: np.ones_like(y)),
@@ -36,35 +36,6 @@ def _activation(where, name, value):
     if not isinstance(value, str) or value not in _ACTIVATIONS:
         raise ValueError(f"{where}: expected {name} in {ACTIVATIONS}. Received: {name}={value!r}")
     return _ACTIVATIONS[value]
-
-
-def _shape(where, name, a, expected, label):
-    floats(where, name, a)
-    if a.shape != tuple(expected):
-        raise ValueError(f"{where}: expected {name} of shape {label} = {shape_str(expected)}. "
-                         f"Received: {name}.shape={shape_str(a.shape)}")
-
-
-def _check(where, gates, x, recurrent_kernel, arrays, mask, recurrent_mask):
-    """Check x (N, T, D), recurrent_kernel (U, G*U), then each (name, array, shape, label) in arrays; return
-    (N, T, D, U)."""
-    floats(where, "x", x)
-    if x.ndim != 3:
-        raise ValueError(f"{where}: expected x of shape (N, T, D). Received: x.shape={shape_str(x.shape)}")
-    floats(where, "recurrent_kernel", recurrent_kernel)
-    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != gates * recurrent_kernel.shape[0]:
-        raise ValueError(f"{where}: expected recurrent_kernel of shape (U, {gates if gates > 1 else ''}U). "
-                         f"Received: recurrent_kernel.shape={shape_str(recurrent_kernel.shape)}")
-    (N, T, D), U = x.shape, recurrent_kernel.shape[0]
-    dims = {"N": N, "T": T, "D": D, "U": U, "GU": gates * U, "2": 2}
-    for name, a, shape in arrays:
-        _shape(where, name, a, tuple(dims[d] for d in shape),
-               "(" + ", ".join((f"{gates}U" if gates > 1 else "U") if d == "GU" else d for d in shape) + ("," if len(shape) == 1 else "") + ")")
-    if mask is not None:
-        _shape(where, "mask", mask, (N, T), "(N, T)")
-    if recurrent_mask is not None:
-        _shape(where, "recurrent_mask", recurrent_mask, (N, U), "(N, U)")
-    return N, T, D, U
 
 
 def _keep(mask, t):
@@ -102,7 +73,7 @@ def lstm_forward(x, h0, c0, kernel, recurrent_kernel, bias, mask=None, recurrent
     gates (N, T, 4U) i, f, g, o after their activations, cells (N, T, U) every c_t (saved for the backward).
     save=False (inference): only y, h, c."""
     where = "lstm_forward"
-    N, T, D, U = _check(where, 4, x, recurrent_kernel, [("h0", h0, "NU"), ("c0", c0, "NU"), ("kernel", kernel, ("D", "GU")),
+    N, T, D, U = rnn_args(where, 4, x, recurrent_kernel, [("h0", h0, "NU"), ("c0", c0, "NU"), ("kernel", kernel, ("D", "GU")),
                                                         ("bias", bias, ("GU",))], mask, recurrent_mask)
     act, _ = _activation(where, "activation", activation)
     ract, _ = _activation(where, "recurrent_activation", recurrent_activation)
@@ -127,7 +98,7 @@ def lstm_backward(dy, dh, dc, x, h0, c0, kernel, recurrent_kernel, mask, recurre
     states; the rest is what lstm_forward took and saved.
     -> dx (N, T, D), dh0 (N, U), dc0 (N, U), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,)"""
     where = "lstm_backward"
-    N, T, D, U = _check(where, 4, x, recurrent_kernel,
+    N, T, D, U = rnn_args(where, 4, x, recurrent_kernel,
                         [("dy", dy, "NTU"), ("dh", dh, "NU"), ("dc", dc, "NU"), ("h0", h0, "NU"), ("c0", c0, "NU"),
                          ("kernel", kernel, ("D", "GU")), ("y", y, "NTU"), ("gates", gates, ("N", "T", "GU")),
                          ("cells", cells, "NTU")], mask, recurrent_mask)
@@ -161,7 +132,7 @@ def gru_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurrent_mask
     x (N, T, D), h0 (N, U), bias (2, 3U) -> y (N, T, U), h (N, U), gates (N, T, 3U) z, r, hh,
     recurrent_h (N, T, U) every rh (saved for the backward). save=False (inference): only y, h."""
     where = "gru_forward"
-    N, T, D, U = _check(where, 3, x, recurrent_kernel, [("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
+    N, T, D, U = rnn_args(where, 3, x, recurrent_kernel, [("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
                                                         ("bias", bias, ("2", "GU"))], mask, recurrent_mask)
     act, _ = _activation(where, "activation", activation)
     ract, _ = _activation(where, "recurrent_activation", recurrent_activation)
@@ -184,7 +155,7 @@ def gru_backward(dy, dh, x, h0, kernel, recurrent_kernel, mask, recurrent_mask, 
     """Backward through time of gru_forward. -> dx (N, T, D), dh0 (N, U), dkernel (D, 3U),
     drecurrent_kernel (U, 3U), dbias (2, 3U)"""
     where = "gru_backward"
-    N, T, D, U = _check(where, 3, x, recurrent_kernel,
+    N, T, D, U = rnn_args(where, 3, x, recurrent_kernel,
                         [("dy", dy, "NTU"), ("dh", dh, "NU"), ("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
                          ("y", y, "NTU"), ("gates", gates, ("N", "T", "GU")), ("recurrent_h", recurrent_h, "NTU")],
                         mask, recurrent_mask)
@@ -215,7 +186,7 @@ def simple_rnn_forward(x, h0, kernel, recurrent_kernel, bias, mask=None, recurre
     """Per step: h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
     x (N, T, D), h0 (N, U), bias (U,) -> y (N, T, U) every h_t, h (N, U) the last state"""
     where = "simple_rnn_forward"
-    N, T, D, U = _check(where, 1, x, recurrent_kernel, [("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
+    N, T, D, U = rnn_args(where, 1, x, recurrent_kernel, [("h0", h0, "NU"), ("kernel", kernel, ("D", "GU")),
                                                         ("bias", bias, ("GU",))], mask, recurrent_mask)
     act, _ = _activation(where, "activation", activation)
     xp = x @ kernel + bias                                       # (N, T, U)
@@ -231,7 +202,7 @@ def simple_rnn_backward(dy, dh, x, h0, kernel, recurrent_kernel, mask, recurrent
     """Backward through time of simple_rnn_forward. -> dx (N, T, D), dh0 (N, U), dkernel (D, U),
     drecurrent_kernel (U, U), dbias (U,)"""
     where = "simple_rnn_backward"
-    N, T, D, U = _check(where, 1, x, recurrent_kernel, [("dy", dy, "NTU"), ("dh", dh, "NU"), ("h0", h0, "NU"),
+    N, T, D, U = rnn_args(where, 1, x, recurrent_kernel, [("dy", dy, "NTU"), ("dh", dh, "NU"), ("h0", h0, "NU"),
                                                         ("kernel", kernel, ("D", "GU")), ("y", y, "NTU")],
                         mask, recurrent_mask)
     _, dact = _activation(where, "activation", activation)
