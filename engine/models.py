@@ -8,6 +8,11 @@ compile, fit, evaluate, predict, train_on_batch, test_on_batch, summary, save an
 One training step (Model.train_step): forward pass with training=True, loss plus regularization
 penalties, loss.backward() (autograd fills every weight's .grad), the optimizer's fused in-place update,
 then the gradients are cleared and the metrics updated.
+
+One file on purpose (past the ~600 lines a file in engine/ usually stays under): Model is Keras' training
+contract (compile, the three steps, fit / evaluate / predict and the metric trackers they share), and
+reading one loop from its data checks to its callbacks should not mean jumping between files. Sequential
+sits below it; the functional model, with its graph, is engine/functional.py.
 """
 import inspect
 import math
