@@ -225,6 +225,13 @@ int64_t maxpool2d_argmax_outside(const int32_t* argmax, const Window2d& g);
 void avgpool2d_forward(float* y, const float* x, const Window2d& g);     // mean over the real pixels of a window
 void avgpool2d_backward(float* dx, const float* dy, const Window2d& g);
 
+// resize.cpp: y (N, OH, OW, C) = x (N, H, W, C) resized ('nearest', or 'bilinear' with half-pixel centres), and
+// its gradient dx (N, H, W, C) from dy (N, OH, OW, C). H, W, OH, OW >= 1.
+void resize_forward(float* y, const float* x, int64_t N, int64_t H, int64_t W, int64_t C, int64_t OH, int64_t OW,
+                    bool bilinear);
+void resize_backward(float* dx, const float* dy, int64_t N, int64_t H, int64_t W, int64_t C, int64_t OH,
+                     int64_t OW, bool bilinear);
+
 // batchnorm.cpp: x viewed as (A, C, B), normalised per channel c. Training uses the batch statistics and
 // updates moving_mean and moving_var in place; inference uses them. mean, inv_std (C,): saved for backward.
 void batchnorm_forward(float* y, float* mean, float* inv_std, float* moving_mean, float* moving_var, const float* x,

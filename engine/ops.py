@@ -38,8 +38,8 @@ def _pair(x1, x2):
     """Two operands as Tensors of one dtype. A number or array takes the dtype of the Tensor beside it
     (as a Python float does in NumPy 2); two Tensors of different float types meet at float64."""
     if isinstance(x1, Tensor) and isinstance(x2, Tensor):
-        if x1.dtype != x2.dtype:
-            return convert_to_tensor(x1, np.float64), convert_to_tensor(x2, np.float64)
+        if x1.dtype != x2.dtype:                 # cast, which keeps both in the graph
+            return cast(x1, np.float64), cast(x2, np.float64)
         return x1, x2
     if isinstance(x1, Tensor):
         return x1, Tensor._wrap(np.asarray(x2, dtype=x1.dtype))
@@ -973,6 +973,31 @@ def pad(x, pad_width, mode="constant", constant_values=None):
     return result(y, (x,), lambda g: (g[inside],), "pad")
 
 
+# --------------------------------------------------------------------------------------------- resize family
+# reference: engine/ref/resize.py
+# kernel:    csrc/resize.cpp (bound in csrc/bind_cpu/bind_resize.cpp)
+# tests:     tests/test_resize.py
+
+
+def resize(images, size, interpolation="bilinear", data_format=None):
+    """keras.ops.image.resize for 'nearest' and 'bilinear' (half-pixel centres, no antialiasing): images
+    (N, H, W, C) (or (N, C, H, W) with data_format='channels_first') to (N, OH, OW, C), size = (OH, OW). The
+    gradient sends each output pixel's gradient back to the input pixels it read, with their weights."""
+    x = convert_to_tensor(images)
+    data_format = _image_format(data_format)
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"resize: expected data_format to be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
+    if x.ndim != 4:
+        raise ValueError(f"resize: expected images of rank 4 (N, H, W, C). Received: images.shape={x.shape}")
+    image = x if data_format == "channels_last" else transpose(x, (0, 2, 3, 1))
+    k = kernels(image.dtype)
+    shape = image.shape
+    y = k.resize_forward(np.ascontiguousarray(image.data), size, interpolation)
+    out = result(y, (image,), lambda g: (k.resize_backward(np.ascontiguousarray(g), shape, interpolation),), "resize")
+    return out if data_format == "channels_last" else transpose(out, (0, 3, 1, 2))
+
+
 # --------------------------------------------------------------------------------------------- batchnorm family
 # reference: engine/ref/batchnorm.py
 # kernel:    csrc/batchnorm.cpp (bound in csrc/bind_cpu/bind_batchnorm.cpp)
@@ -992,3 +1017,389 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsi
     def backward(g):
         return k.batchnorm_backward(g, x.data, gamma.data, mean_, inv_std, bool(training), axis)
     return result(y, (x, gamma, beta), backward, "batchnorm")
+
+
+# --------------------------------------------------------------------------------------------- NumPy math
+# The rest of keras.ops that the lecture's examples call (the generative models' schedules, embeddings and
+# samplers): creation, element-wise math, scans, indexing. They run on NumPy, with their gradients written
+# out here; an op whose result has no useful gradient (argmax, sign, comparisons, creation) returns values that
+# are cut from the graph. Integer results are NumPy arrays, as engine keeps integers in arrays.
+
+
+def _unary(op, x, forward, derivative):
+    """forward(x) element-wise; the gradient is g * derivative(x, y)."""
+    x = convert_to_tensor(x)
+    y = forward(x.data)
+    return result(y, (x,), lambda g: (g * derivative(x.data, y),), op)
+
+
+def sin(x): return _unary("sin", x, np.sin, lambda a, y: np.cos(a))
+def cos(x): return _unary("cos", x, np.cos, lambda a, y: -np.sin(a))
+def tan(x): return _unary("tan", x, np.tan, lambda a, y: 1 + y * y)
+def arcsin(x): return _unary("arcsin", x, np.arcsin, lambda a, y: 1 / np.sqrt(1 - a * a))
+def arccos(x): return _unary("arccos", x, np.arccos, lambda a, y: -1 / np.sqrt(1 - a * a))
+def arctan(x): return _unary("arctan", x, np.arctan, lambda a, y: 1 / (1 + a * a))
+def sinh(x): return _unary("sinh", x, np.sinh, lambda a, y: np.cosh(a))
+def cosh(x): return _unary("cosh", x, np.cosh, lambda a, y: np.sinh(a))
+def log1p(x): return _unary("log1p", x, np.log1p, lambda a, y: 1 / (1 + a))
+def expm1(x): return _unary("expm1", x, np.expm1, lambda a, y: y + 1)
+def log2(x): return _unary("log2", x, np.log2, lambda a, y: 1 / (a * np.log(2.0)))
+def log10(x): return _unary("log10", x, np.log10, lambda a, y: 1 / (a * np.log(10.0)))
+def reciprocal(x): return _unary("reciprocal", x, np.reciprocal, lambda a, y: -y * y)
+def rsqrt(x): return _unary("rsqrt", x, lambda a: 1 / np.sqrt(a), lambda a, y: -0.5 * y * y * y)
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), without overflow."""
+    return negative(softplus(negative(x)))
+
+
+def stop_gradient(x):
+    """The same values, cut from the graph: no gradient flows back through it."""
+    return Tensor._wrap(convert_to_tensor(x).data)
+
+
+def _constant(where, values):
+    """A float result as a Tensor that needs no gradient; an integer or bool one as a NumPy array."""
+    values = np.asarray(values)
+    return Tensor._wrap(values) if values.dtype.kind == "f" else values
+
+
+def sign(x): return _constant("sign", np.sign(to_array(x)))
+def floor(x): return _constant("floor", np.floor(to_array(x)))
+def ceil(x): return _constant("ceil", np.ceil(to_array(x)))
+def round(x, decimals=0): return _constant("round", np.round(to_array(x), decimals))
+
+
+# ---- creation
+
+
+def _dtype(where, dtype, default="float32"):
+    try:
+        kind = np.dtype(default if dtype is None else dtype)
+    except TypeError:
+        kind = None
+    if kind is None or kind.kind not in "fiub" or (kind.kind == "f" and kind not in (np.float32, np.float64)):
+        raise ValueError(f"{where}: expected dtype float32, float64, an integer type or bool. Received: dtype={dtype!r}")
+    return kind
+
+
+def _shape_arg(where, shape):
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in items):
+        raise ValueError(f"{where}: expected shape to be a tuple of non-negative ints. Received: shape={shape!r}")
+    return tuple(int(d) for d in items)
+
+
+def full(shape, fill_value, dtype=None):
+    """An array of `shape` filled with fill_value (float32 unless dtype says otherwise)."""
+    return _constant("full", np.full(_shape_arg("full", shape), fill_value, dtype=_dtype("full", dtype)))
+
+
+def zeros(shape, dtype=None): return full(shape, 0, dtype)
+def ones(shape, dtype=None): return full(shape, 1, dtype)
+
+
+def full_like(x, fill_value, dtype=None):
+    """full(shape(x), fill_value), in x's float type unless dtype says otherwise."""
+    a = to_array(x)
+    return full(a.shape, fill_value, dtype if dtype is not None else (a.dtype if a.dtype.kind == "f" else None))
+
+
+def zeros_like(x, dtype=None): return full_like(x, 0, dtype)
+def ones_like(x, dtype=None): return full_like(x, 1, dtype)
+
+
+def eye(N, M=None, k=0, dtype=None):
+    """The N x M matrix with ones on diagonal k."""
+    return _constant("eye", np.eye(N, M, k, dtype=_dtype("eye", dtype)))
+
+
+identity = eye
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """Evenly spaced values in [start, stop): integers (a NumPy array) for int arguments, as Keras."""
+    values = np.arange(start, stop, step)
+    if dtype is None and values.dtype.kind == "f":
+        dtype = "float32"
+    return _constant("arange", values if dtype is None and values.dtype.kind in "iu" else
+                     values.astype(_dtype("arange", dtype)))
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """num evenly spaced values from start to stop (stop included unless endpoint=False)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+        raise ValueError(f"linspace: expected num to be an int >= 0. Received: num={num!r}")
+    return _constant("linspace", np.linspace(start, stop, int(num), endpoint=endpoint, axis=axis)
+                     .astype(_dtype("linspace", dtype)))
+
+
+def one_hot(x, num_classes, axis=-1, dtype=None):
+    """Integer class ids -> one-hot vectors of length num_classes on `axis` (float32); ids out of range give zeros."""
+    ids = np.asarray(to_array(x))
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"one_hot: expected integer class ids. Received: dtype={ids.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"one_hot: expected num_classes to be a positive int. Received: num_classes={num_classes!r}")
+    out = (ids[..., None] == np.arange(num_classes)).astype(_dtype("one_hot", dtype))
+    return _constant("one_hot", np.moveaxis(out, -1, axis))
+
+
+# ---- conversion and inspection
+
+
+def convert_to_numpy(x):
+    """A NumPy copy of x (a Tensor, an array or numbers)."""
+    return np.array(to_array(x))
+
+
+def shape(x):
+    """The shape of x as a tuple (None where a symbolic tensor's size is unknown)."""
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def cast(x, dtype):
+    """x as `dtype`: a float type keeps the gradient (cast back on the way); an integer or bool type gives a
+    NumPy array (cut from the graph)."""
+    kind = _dtype("cast", dtype)
+    if kind.kind != "f":
+        return to_array(x).astype(kind)
+    x = convert_to_tensor(x)
+    if x.dtype == kind:
+        return x
+    return result(x.data.astype(kind), (x,), lambda g: (g.astype(x.dtype),), "cast")
+
+
+# ---- comparisons and integer reductions (values only)
+
+
+def equal(x1, x2): return np.equal(to_array(x1), to_array(x2))
+def not_equal(x1, x2): return np.not_equal(to_array(x1), to_array(x2))
+def greater(x1, x2): return np.greater(to_array(x1), to_array(x2))
+def greater_equal(x1, x2): return np.greater_equal(to_array(x1), to_array(x2))
+def less(x1, x2): return np.less(to_array(x1), to_array(x2))
+def less_equal(x1, x2): return np.less_equal(to_array(x1), to_array(x2))
+
+
+def argmax(x, axis=None, keepdims=False):
+    return np.argmax(to_array(x), axis=axis, keepdims=keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return np.argmin(to_array(x), axis=axis, keepdims=keepdims)
+
+
+def argsort(x, axis=-1):
+    return np.argsort(to_array(x), axis=axis, kind="stable")
+
+
+# ---- scans and reductions with gradients
+
+
+def cumsum(x, axis=None):
+    """Running sums along axis (of the flattened x when axis is None); the gradient is the running sum of g
+    from the end."""
+    x = convert_to_tensor(x)
+    flat = axis is None
+    a = x.data.reshape(-1) if flat else x.data
+    ax = 0 if flat else axis
+    y = np.cumsum(a, axis=ax)
+
+    def backward(g):
+        dx = np.flip(np.cumsum(np.flip(g, ax), axis=ax), ax)
+        return (dx.reshape(x.shape),)
+    return result(y, (x,), backward, "cumsum")
+
+
+def cumprod(x, axis=None):
+    """Running products along axis (of the flattened x when axis is None). Gradient: dL/dx_i = sum over j >= i of
+    g_j * y_j / x_i, computed without dividing (so zeros in x are exact) from the products before and after i."""
+    x = convert_to_tensor(x)
+    flat = axis is None
+    a = x.data.reshape(-1) if flat else x.data
+    ax = 0 if flat else axis % a.ndim
+    y = np.cumprod(a, axis=ax)
+
+    def backward(g):
+        a_m, g_m = np.moveaxis(a, ax, -1), np.moveaxis(g, ax, -1)
+        n = a_m.shape[-1]
+        before = np.concatenate([np.ones_like(a_m[..., :1]), np.cumprod(a_m[..., :-1], axis=-1)], axis=-1)
+        dx = np.zeros_like(a_m)
+        for i in range(n):                       # dy_j/dx_i = before_i * prod(x[i+1..j]) for j >= i
+            after = np.cumprod(np.concatenate([np.ones_like(a_m[..., :1]), a_m[..., i + 1:]], axis=-1), axis=-1)
+            dx[..., i] = before[..., i] * (g_m[..., i:] * after[..., : n - i]).sum(axis=-1)
+        return (np.moveaxis(dx, -1, ax).reshape(x.shape),)
+    return result(y, (x,), backward, "cumprod")
+
+
+def prod(x, axis=None, keepdims=False):
+    """The product over axis; its gradient is that of the last running product."""
+    x = convert_to_tensor(x)
+    if axis is None:
+        out = take_index(cumprod(x), -1) if x.size else convert_to_tensor(np.ones((), x.dtype))
+        return reshape(out, (1,) * x.ndim) if keepdims else out
+    axis = axis % x.ndim
+    out = take_index(cumprod(x, axis), (slice(None),) * axis + (-1,))
+    return expand_dims(out, axis) if keepdims else out
+
+
+def var(x, axis=None, keepdims=False):
+    """The mean of (x - mean(x))^2 over axis."""
+    x = convert_to_tensor(x)
+    return mean(square(x - mean(x, axis, keepdims=True)), axis, keepdims)
+
+
+def std(x, axis=None, keepdims=False):
+    return sqrt(var(x, axis, keepdims))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over axis, without overflow; its gradient is softmax(x)."""
+    x = convert_to_tensor(x)
+    m = np.max(x.data, axis=axis, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
+    m = np.where(np.isfinite(m), m, 0)
+    e = np.exp(x.data - m)
+    s = np.sum(e, axis=axis, keepdims=True)
+    y = np.log(s) + m
+    out = y if keepdims else np.squeeze(y, axis=axis)
+
+    def backward(g):
+        gk = g if keepdims else np.expand_dims(g, axis if axis is not None else tuple(range(x.ndim)))
+        return (gk * e / s,)
+    return result(out, (x,), backward, "logsumexp")
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    """The 2-norm (Frobenius for a matrix) over axis: sqrt(sum(x^2))."""
+    if ord not in (None, 2, "fro", "euclidean"):
+        raise ValueError(f"norm: engine computes the 2-norm only. Received: ord={ord!r}")
+    return sqrt(sum(square(x), axis, keepdims))
+
+
+# ---- indexing, tiling, splitting
+
+
+def _axis_of(where, axis, ndim):
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ValueError(f"{where}: expected axis in [{-ndim}, {ndim}). Received: axis={axis!r}")
+    return int(axis) % ndim
+
+
+def take(x, indices, axis=None):
+    """x's entries at `indices` along axis (of the flattened x when axis is None), as np.take. The gradient
+    adds back onto each selected entry (twice for an index taken twice)."""
+    x = convert_to_tensor(x)
+    ids = np.asarray(to_array(indices))
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"take: expected integer indices. Received: dtype={ids.dtype}")
+    if axis is None:
+        return take_index(reshape(x, (-1,)), ids)
+    axis = _axis_of("take", axis, x.ndim)
+    return take_index(x, (slice(None),) * axis + (ids,))
+
+
+def take_along_axis(x, indices, axis=None):
+    """np.take_along_axis: for each position, the entry of x that indices names along axis."""
+    x = convert_to_tensor(x)
+    ids = np.asarray(to_array(indices))
+    if axis is None:
+        return take(x, ids.reshape(-1))
+    axis = _axis_of("take_along_axis", axis, x.ndim)
+    grid = list(np.ix_(*[np.arange(n) for n in ids.shape]))
+    grid[axis] = ids
+    return take_index(x, tuple(np.broadcast_arrays(*grid)))
+
+
+def repeat(x, repeats, axis=None):
+    """Each entry repeated `repeats` times along axis (of the flattened x when axis is None), as np.repeat."""
+    x = convert_to_tensor(x)
+    n = x.size if axis is None else x.shape[_axis_of("repeat", axis, x.ndim)]
+    return take(x, np.repeat(np.arange(n), repeats), axis)
+
+
+def tile(x, repeats):
+    """x repeated along each axis, as np.tile."""
+    x = convert_to_tensor(x)
+    reps = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(repeats)
+    rank = builtins.max(len(reps), x.ndim)
+    reps = (1,) * (rank - len(reps)) + reps
+    x = reshape(x, (1,) * (rank - x.ndim) + x.shape)
+    index = tuple(np.arange(r * n) % n for r, n in zip(reps, x.shape))
+    return take_index(x, np.ix_(*index)) if rank else x
+
+
+def flip(x, axis=None):
+    """x reversed along axis (every axis when None)."""
+    x = convert_to_tensor(x)
+    axes = range(x.ndim) if axis is None else [_axis_of("flip", a, x.ndim) for a in
+                                                (axis if isinstance(axis, (list, tuple)) else [axis])]
+    index = [slice(None)] * x.ndim
+    for a in axes:
+        index[a] = slice(None, None, -1)
+    return take_index(x, tuple(index))
+
+
+def split(x, indices_or_sections, axis=0):
+    """A list of pieces of x along axis, as np.split (equal sections, or the indices to cut at)."""
+    x = convert_to_tensor(x)
+    axis = _axis_of("split", axis, x.ndim)
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if indices_or_sections <= 0 or n % indices_or_sections:
+            raise ValueError(f"split: expected a number of sections that divides the axis of size {n}. "
+                             f"Received: indices_or_sections={indices_or_sections!r}")
+        step = n // int(indices_or_sections)
+        cuts = list(range(step, n, step))
+    else:
+        cuts = [int(c) for c in indices_or_sections]
+    bounds = [0] + cuts + [n]
+    return [take_index(x, (slice(None),) * axis + (slice(a, b),)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def swapaxes(x, axis1, axis2):
+    x = convert_to_tensor(x)
+    order = list(range(x.ndim))
+    a, b = _axis_of("swapaxes", axis1, x.ndim), _axis_of("swapaxes", axis2, x.ndim)
+    order[a], order[b] = order[b], order[a]
+    return transpose(x, tuple(order))
+
+
+def moveaxis(x, source, destination):
+    x = convert_to_tensor(x)
+    order = [a for a in range(x.ndim) if a != _axis_of("moveaxis", source, x.ndim)]
+    order.insert(_axis_of("moveaxis", destination, x.ndim), source % x.ndim)
+    return transpose(x, tuple(order))
+
+
+def ravel(x):
+    return reshape(x, (-1,))
+
+
+def triu(x, k=0):
+    """x with the entries below diagonal k set to 0 (over the last two axes)."""
+    x = convert_to_tensor(x)
+    return multiply(x, np.triu(np.ones(x.shape[-2:], x.dtype), k))
+
+
+def tril(x, k=0):
+    """x with the entries above diagonal k set to 0 (over the last two axes)."""
+    x = convert_to_tensor(x)
+    return multiply(x, np.tril(np.ones(x.shape[-2:], x.dtype), k))
+
+
+def outer(x1, x2):
+    """The outer product of two vectors (flattened): (m,), (n,) -> (m, n)."""
+    return multiply(expand_dims(ravel(x1), 1), expand_dims(ravel(x2), 0))
+
+
+def dot(x1, x2):
+    """NumPy's dot for the cases the examples use: vectors give their inner product, otherwise matmul."""
+    a, b = convert_to_tensor(x1), convert_to_tensor(x2)
+    if a.ndim == 1 and b.ndim == 1:
+        return sum(multiply(a, b))
+    return matmul(a, b)

@@ -125,6 +125,12 @@ class Tensor:
             raise ValueError(f"item: expected a tensor with one element. Received: shape={self.shape}")
         return float(self.data.reshape(()))
 
+    @property
+    def value(self):
+        """The tensor itself: Keras 3 code reads a weight's array as `variable.value` (the guide's
+        `v.value.grad` is engine's `v.grad`)."""
+        return self
+
     def detach(self):
         """The same data, cut off from the graph (no gradient flows through it)."""
         return Tensor._wrap(self.data)

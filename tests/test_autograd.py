@@ -299,3 +299,11 @@ def test_bad_input_raises_clear_errors():
         ops.concatenate([np.ones((2, 3)), np.ones((3, 2))], axis=1)
     with pytest.raises(ValueError, match="axis"):
         ops.softmax(np.ones((2, 3)), axis=2)
+
+
+def test_mixing_float32_and_float64_keeps_both_in_the_graph():
+    a = engine.tensor([1.0, 2.0], requires_grad=True)
+    b = engine.tensor([3.0, 4.0], dtype="float64", requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.dtype == np.float32 and a.grad.data.tolist() == [3.0, 4.0]
+    assert b.grad.data.tolist() == [1.0, 2.0]

@@ -20,5 +20,6 @@ void bind_rnn(pybind11::module_& m, pybind11::module_& ladder);          // LSTM
 void bind_conv2d(pybind11::module_& m, pybind11::module_& ladder);       // conv2d; conv2d rungs
 void bind_pool2d(pybind11::module_& m, pybind11::module_& ladder);       // max, average and global pooling
 void bind_batchnorm(pybind11::module_& m, pybind11::module_& ladder);
+void bind_resize(pybind11::module_& m, pybind11::module_& ladder);       // UpSampling2D's resizing
 
 }  // namespace engine::bind

@@ -12,6 +12,6 @@ PYBIND11_MODULE(_cpu, m) {
     pybind11::module_ ladder = m.def_submodule("ladder", "Every rung of the kernel ladders, callable by name.");
     for (auto bind_family : {bind_runtime, bind_matmul, bind_activation, bind_attention, bind_reduce, bind_loss,
                              bind_optimizer, bind_embedding, bind_layernorm, bind_rnn, bind_conv2d, bind_pool2d,
-                             bind_batchnorm})
+                             bind_batchnorm, bind_resize})
         bind_family(m, ladder);
 }

@@ -12,7 +12,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, Globa
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, TimeDistributed, plot_gates
 from .preprocessing import Normalization, Rescaling
-from .reshaping import Cropping2D, RepeatVector, Reshape, ZeroPadding2D
+from .reshaping import Cropping2D, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from .transformer import (PositionalEncoding, PositionEmbedding, SinePositionEncoding, TransformerDecoder,
                           TransformerEncoder)
 
@@ -25,4 +25,5 @@ __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "ReLU", "Leaky
            "MultiHeadAttention", "LayerNormalization", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
            "Concatenate", "add", "concatenate", "PositionalEncoding", "SinePositionEncoding", "PositionEmbedding",
            "TransformerEncoder", "TransformerDecoder",
-           "Lambda", "GaussianNoise", "Cropping2D", "RepeatVector", "Rescaling", "Normalization", "GroupNormalization"]
+           "Lambda", "GaussianNoise", "Cropping2D", "RepeatVector", "Rescaling", "Normalization", "GroupNormalization",
+           "UpSampling2D"]

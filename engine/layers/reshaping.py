@@ -1,11 +1,12 @@
 """Reshaping layers: ZeroPadding2D (rows and columns of zeros around an image), Cropping2D (its inverse),
-Reshape and RepeatVector, with Keras 3's arguments. All are plain ops (ops.pad, slicing, ops.reshape,
+UpSampling2D (a larger image, on the resize kernels: engine/ref/resize.py, csrc/resize.cpp), Reshape and
+RepeatVector, with Keras 3's arguments. All are plain ops (ops.pad, slicing, ops.reshape,
 ops.broadcast_to): the gradient of a pad is the unpadded part, of a crop the cropped part padded with zeros,
 of a reshape the same values in the old shape, of a repeat the sum over the copies."""
 import numpy as np
 
 from .. import ops
-from ._args import check_rank, data_format_arg, join_shape, positive_int, split_shape
+from ._args import check_rank, data_format_arg, int_tuple, join_shape, positive_int, split_shape
 from .base import Layer
 
 
@@ -150,3 +151,32 @@ class RepeatVector(Layer):
 
     def get_config(self):
         return {**super().get_config(), "n": self.n}
+
+
+class UpSampling2D(Layer):
+    """Enlarge an image by whole factors: (N, H, W, C) -> (N, H * size[0], W * size[1], C). interpolation
+    'nearest' repeats every pixel; 'bilinear' blends the four nearest input pixels (half-pixel centres, as
+    Keras' ops.image.resize and PyTorch's align_corners=False)."""
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = int_tuple("UpSampling2D", "size", size, 2)
+        self.data_format = data_format_arg("UpSampling2D", data_format)
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"UpSampling2D: expected interpolation to be one of 'nearest', 'bilinear'. "
+                             f"Received: interpolation={interpolation!r}")
+        self.interpolation = interpolation
+
+    def compute_output_shape(self, input_shape):
+        check_rank(self, input_shape, 2, self.data_format)
+        batch, spatial, C = split_shape(input_shape, self.data_format)
+        return join_shape(batch, [None if d is None else d * s for d, s in zip(spatial, self.size)], C,
+                          self.data_format)
+
+    def call(self, inputs):
+        _, (H, W), _ = split_shape(self.compute_output_shape(inputs.shape), self.data_format)
+        return ops.resize(inputs, (H, W), interpolation=self.interpolation, data_format=self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
+                "interpolation": self.interpolation}

@@ -25,3 +25,4 @@ from .batchnorm import batchnorm_backward, batchnorm_forward
 from .conv2d import conv2d_backward, conv2d_forward
 from .pool2d import (avgpool2d_backward, avgpool2d_forward, global_avgpool2d_backward, global_avgpool2d_forward,
                      global_maxpool2d_backward, global_maxpool2d_forward, maxpool2d_backward, maxpool2d_forward)
+from .resize import resize_backward, resize_forward

@@ -303,8 +303,6 @@ def resize_args(where, x, size, interpolation):
                          f"Received: interpolation={interpolation!r}")
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
         raise ValueError(f"{where}: expected size (OH, OW) of positive ints. Received: size={size!r}")
-    if (x.shape[1] == 0 or x.shape[2] == 0) and x.size:
-        raise ValueError(f"{where}: expected an image with H, W >= 1. Received: x.shape={shape_str(x.shape)}")
 
 
 # ---- the arguments of engine/ref/rnn.py
