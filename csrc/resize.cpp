@@ -81,24 +81,46 @@ TapLists tap_lists(int64_t in, int64_t out, bool bilinear, bool transpose) {
     return t;
 }
 
-// out[0, n) = sum over the taps of w * rows[index] (each row `n` floats apart by `stride`), vectorised on n.
-ENGINE_INLINE void blend_rows(float* __restrict out, const float* __restrict base, int64_t stride, int64_t n,
-                              const TapLists& taps, int64_t r) {
-    std::fill(out, out + n, 0.0f);
-    for (int64_t e = taps.start[r]; e < taps.start[r + 1]; e++) {
+// The blend of whole rows (each `n` floats, `stride` apart) named by row r's taps, vectorised on n. A row that
+// reads one source row with weight 1 (nearest) is that row itself: no copy. Otherwise the first tap writes
+// out and the others add to it (no separate zeroing pass).
+ENGINE_INLINE const float* blend_rows(float* __restrict out, const float* __restrict base, int64_t stride,
+                                      int64_t n, const TapLists& taps, int64_t r) {
+    const int64_t first = taps.start[r], last = taps.start[r + 1];
+    if (last - first == 1 && taps.weight[first] == 1.0f) return base + taps.index[first] * stride;
+    if (first == last) {
+        std::fill(out, out + n, 0.0f);
+        return out;
+    }
+    const float w0 = taps.weight[first];
+    const float* __restrict src0 = base + taps.index[first] * stride;
+    for (int64_t k = 0; k < n; k++) out[k] = w0 * src0[k];
+    for (int64_t e = first + 1; e < last; e++) {
         const float w = taps.weight[e];
         const float* __restrict src = base + taps.index[e] * stride;
         for (int64_t k = 0; k < n; k++) out[k] += w * src[k];
     }
+    return out;
 }
 
-// out[p * C + c] = sum over the taps of pixel p of w * row[index * C + c]: the pass along one row.
+// out[p * C + c] = sum over the taps of pixel p of w * row[index * C + c]: the pass along one row (a copy for a
+// pixel that reads one pixel with weight 1).
 ENGINE_INLINE void blend_pixels(float* __restrict out, const float* __restrict row, int64_t pixels, int64_t C,
                                 const TapLists& taps) {
     for (int64_t p = 0; p < pixels; p++) {
         float* __restrict dst = out + p * C;
-        std::fill(dst, dst + C, 0.0f);
-        for (int64_t e = taps.start[p]; e < taps.start[p + 1]; e++) {
+        const int64_t first = taps.start[p], last = taps.start[p + 1];
+        if (first == last) {
+            std::fill(dst, dst + C, 0.0f);
+            continue;
+        }
+        const float w0 = taps.weight[first];
+        const float* __restrict src0 = row + taps.index[first] * C;
+        if (w0 == 1.0f)
+            std::copy(src0, src0 + C, dst);
+        else
+            for (int64_t c = 0; c < C; c++) dst[c] = w0 * src0[c];
+        for (int64_t e = first + 1; e < last; e++) {
             const float w = taps.weight[e];
             const float* __restrict src = row + taps.index[e] * C;
             for (int64_t c = 0; c < C; c++) dst[c] += w * src[c];
@@ -118,8 +140,8 @@ void two_pass(float* dst, const float* src, int64_t N, int64_t src_rows, int64_t
         for (int64_t nr = 0; nr < N * rows_out; nr++) {
             const int64_t n = nr / rows_out, r = nr % rows_out;
             simd_dispatch([&] {
-                blend_rows(blended.data(), src + n * src_rows * src_row, src_row, src_row, by_row, r);
-                blend_pixels(dst + nr * dst_row, blended.data(), pixels_out, C, by_pixel);
+                const float* rows = blend_rows(blended.data(), src + n * src_rows * src_row, src_row, src_row, by_row, r);
+                blend_pixels(dst + nr * dst_row, rows, pixels_out, C, by_pixel);
             });
         }
     }
